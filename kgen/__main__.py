@@ -1,0 +1,3 @@
+from kgen.cli import main
+import sys
+sys.exit(main())

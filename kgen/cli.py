@@ -1,0 +1,205 @@
+"""The `kgen` command. Exit codes: 0 ok, 1 user error (bad spec, stale output), 2 usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kgen import __version__, describe, emit, render
+from kgen.errors import SpecInvalid
+from kgen.load import LoadedSpec, load_spec
+from kgen.plan import AppPlan
+from kgen.planner import plan as make_plan
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def _load(spec: str) -> tuple[LoadedSpec, AppPlan]:
+    loaded = load_spec(Path(spec))
+    for warning in loaded.warnings:
+        print(warning.format(), file=sys.stderr)
+    return loaded, make_plan(loaded)
+
+
+def _specs(args_specs: list[str], specs_dir: str) -> list[str]:
+    if args_specs:
+        return args_specs
+    return sorted(str(p) for p in Path(specs_dir).glob("*.toml"))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.out and len(args.specs) > 1:
+        print("kgen build: --out takes one spec", file=sys.stderr)
+        return EXIT_USAGE
+    for spec in args.specs:
+        _, plan = _load(spec)
+        root = Path(args.out) if args.out else Path(args.generated) / plan.package
+        changed = emit.write(render.render(plan), root)
+        print(f"{spec} -> {root}/ ({len(changed)} file{'s' if len(changed) != 1 else ''} changed)")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    specs = _specs(args.specs, args.specs_dir)
+    if not specs:
+        print(f"kgen check: no specs in {args.specs_dir}/", file=sys.stderr)
+        return EXIT_USER
+    generated = Path(args.generated)
+    stale = 0
+    packages = set()
+    for spec in specs:
+        _, plan = _load(spec)
+        packages.add(plan.package)
+        root = generated / plan.package
+        lines = emit.diff(render.render(plan), root, root.as_posix())
+        if lines:
+            stale += 1
+            sys.stdout.writelines(lines)
+            print(f"{root}/ is stale: run `kgen build {spec}`", file=sys.stderr)
+    if not args.specs and generated.is_dir():
+        for orphan in sorted(p for p in generated.iterdir() if p.is_dir() and p.name not in packages):
+            if orphan.name.startswith((".", "__")):
+                continue
+            stale += 1
+            print(f"{orphan}/ has no spec in {args.specs_dir}/: delete it or restore its spec", file=sys.stderr)
+    if stale:
+        return EXIT_USER
+    print(f"{len(specs)} spec{'s' if len(specs) != 1 else ''}: {generated}/ is up to date")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    for spec in args.specs:
+        _load(spec)
+        print(f"{spec}: ok")
+    return EXIT_OK
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    _, plan = _load(args.spec)
+    sys.stdout.write(describe.text(plan))
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    _, plan = _load(args.spec)
+    sys.stdout.write(describe.mermaid(plan) if args.format == "mermaid" else describe.dot(plan))
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from kgen.starter import starter_spec
+
+    path = Path(args.path or f"specs/{args.name}.toml")
+    if path.exists():
+        print(f"kgen init: {path} exists; not overwriting it", file=sys.stderr)
+        return EXIT_USER
+    try:
+        text = starter_spec(args.name)
+    except ValueError as exc:
+        print(f"kgen init: {exc}", file=sys.stderr)
+        return EXIT_USER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}; next: kgen build {path}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kgen.demo import run_demo
+
+    return run_demo(Path(args.spec), Path(args.generated))
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    from kgen.kafka import cli as kafka_cli
+
+    if args.kafka_command == "fetch":
+        return kafka_cli.cmd_fetch()
+    if args.kafka_command == "start":
+        return kafka_cli.cmd_start(args.port)
+    if args.kafka_command == "stop":
+        return kafka_cli.cmd_stop()
+    return kafka_cli.cmd_status()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kgen",
+        description="Typed TOML topology specs -> standalone, exactly-once Kafka stream apps.",
+    )
+    p.add_argument("--version", action="version", version=f"kgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="generate apps from specs", description="Generate an app per spec.")
+    b.add_argument("specs", nargs="+", metavar="SPEC")
+    b.add_argument("--out", help="the app's folder (default: GENERATED/<app>)")
+    b.add_argument("--generated", default="generated", help="where apps go (default: %(default)s)")
+    b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser(
+        "check",
+        help="fail with a diff when generated/ is stale",
+        description="Regenerate in memory and compare with generated/: exit 1 with a unified diff "
+        "when anything differs, is missing or is extra.",
+    )
+    c.add_argument("specs", nargs="*", metavar="SPEC", help="default: every SPECS_DIR/*.toml")
+    c.add_argument("--specs-dir", default="specs")
+    c.add_argument("--generated", default="generated")
+    c.set_defaults(func=cmd_check)
+
+    v = sub.add_parser("validate", help="check specs, print every error", description="Check specs only.")
+    v.add_argument("specs", nargs="+", metavar="SPEC")
+    v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("describe", help="print the topology as text", description="Print the topology.")
+    d.add_argument("spec", metavar="SPEC")
+    d.set_defaults(func=cmd_describe)
+
+    g = sub.add_parser("graph", help="print the topology as Mermaid or dot", description="Draw the topology.")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    g.set_defaults(func=cmd_graph)
+
+    i = sub.add_parser("init", help="write a commented starter spec", description="Write a starter spec.")
+    i.add_argument("name", help="the app name (lower case, letters, digits, '_' and '-')")
+    i.add_argument("--path", help="where to write it (default: specs/NAME.toml)")
+    i.set_defaults(func=cmd_init)
+
+    m = sub.add_parser(
+        "demo",
+        help="build the example, run it on sample data against a local broker",
+        description="Start a local Kafka (or use $KGEN_BOOTSTRAP_SERVERS), build the spec, feed "
+        "sample records, run the app and print what it wrote.",
+    )
+    m.add_argument("spec", nargs="?", default="specs/payments.toml")
+    m.add_argument("--generated", default="generated")
+    m.set_defaults(func=cmd_demo)
+
+    k = sub.add_parser("kafka", help="a local single-node Kafka for development", description="Local Kafka.")
+    ksub = k.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
+    ksub.add_parser("fetch", help="download the broker jars with Maven into the cache")
+    ks = ksub.add_parser("start", help="start a broker in the background; prints its address")
+    ks.add_argument("--port", type=int, default=None)
+    ksub.add_parser("stop", help="stop the broker started by `kgen kafka start`")
+    ksub.add_parser("status", help="exit 0 and print the address if it runs")
+    k.set_defaults(func=cmd_kafka)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except SpecInvalid as exc:
+        print(exc.format(), file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Inline Python expressions of a spec: parsed with `ast` at build time, never at run time.
+
+An expression sees `key`, `value`, `timestamp`, `headers`, the builtins and the modules the spec
+lists under `imports`. Parsing here turns a typo into a located spec error, and re-printing the
+parsed tree (`ast.unparse`) means whatever reaches the generated file is one well-formed
+expression: a newline or a quote in the spec cannot smuggle in a statement.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+from dataclasses import dataclass
+
+RECORD_NAMES = ("key", "value", "timestamp", "headers")
+_BUILTINS = frozenset(dir(builtins))
+
+
+class ExpressionError(ValueError):
+    """A bad expression; `offset` is the 0-based column inside the expression text, if known."""
+
+    def __init__(self, message: str, offset: int | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Expression:
+    source: str
+    tree: ast.expr
+    # Which of key, value, timestamp, headers the expression reads.
+    uses: frozenset[str]
+
+    def render(self, names: dict[str, str]) -> str:
+        """The expression as code, with record names replaced (e.g. value -> v1)."""
+        tree = _Rename(names).visit(ast.parse(ast.unparse(self.tree), mode="eval")).body
+        return ast.unparse(tree)
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        if node.id in self.names:
+            return ast.copy_location(ast.Name(id=self.names[node.id], ctx=node.ctx), node)
+        return node
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """Names an expression binds itself: comprehension targets, lambda args, walrus targets."""
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return bound
+
+
+def parse(source: str, modules: frozenset[str]) -> Expression:
+    """Parse one expression and check every free name it reads."""
+    if not source.strip():
+        raise ExpressionError("empty expression")
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        offset = (exc.offset - 1) if exc.offset else None
+        raise ExpressionError(f"not a Python expression: {exc.msg}", offset) from None
+    body = tree.body
+    bound = _bound_names(body)
+    roots = {m.split(".")[0] for m in modules}
+    uses: set[str] = set()
+    for node in ast.walk(body):
+        if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)):
+            continue
+        if node.id in RECORD_NAMES:
+            uses.add(node.id)
+        elif node.id in bound or node.id in roots:
+            continue
+        elif node.id in _BUILTINS and not node.id.startswith("_"):
+            continue
+        else:
+            raise ExpressionError(
+                f"unknown name {node.id!r}",
+                node.col_offset,
+                hint="an expression can use key, value, timestamp, headers, builtins and the "
+                "modules listed in `imports`",
+            )
+    return Expression(source=source, tree=body, uses=frozenset(uses))

@@ -1,0 +1,183 @@
+"""Spec -> AppPlan: resolve names, topics, formats, sub-topologies and the fused code."""
+
+from __future__ import annotations
+
+import re
+
+from kgen import __version__, graph
+from kgen.checks import package_name
+from kgen.fuse import Fuser, TopicFormats, function_alias
+from kgen.load import LoadedSpec
+from kgen.plan import (
+    AppPlan,
+    FunctionImport,
+    Processor,
+    RecordPlan,
+    SourceBlock,
+    SubTopology,
+    TestCasePlan,
+    TopicPlan,
+)
+from kgen.spec import FunctionRef, Logic, Spec, TestRecord
+
+_DETAIL = {
+    "filter": "filter",
+    "filter_not": "filter_not",
+    "map": "map",
+    "map_values": "map_values",
+    "flat_map": "flat_map",
+    "flat_map_values": "flat_map_values",
+    "select_key": "select_key",
+    "peek": "peek",
+    "dynamic_sink": "to",
+}
+
+
+def plan(loaded: LoadedSpec) -> AppPlan:
+    spec = loaded.spec
+    g = graph.build(spec)
+    nodes = g.walk()
+    sources = tuple(dict.fromkeys(t for s in spec.streams for t in s.from_topics))
+    sinks: list[str] = []
+    for node in nodes:
+        if node.kind in ("sink", "dynamic_sink"):
+            sinks.extend(t for t in node.topics if t not in sinks)
+    dlq = spec.dead_letter_topic if spec.on_error == "dead_letter" else None
+
+    formats = {name: TopicFormats(t.key, t.value) for name, t in spec.topics.items()}
+    fuser = Fuser(formats, frozenset(spec.imports))
+    blocks: list[SourceBlock] = []
+    for source in g.sources:
+        for topic in source.topics:
+            lines = tuple(fuser.fuse(source, topic))
+            # Topics of one source with the same formats share one block of code.
+            if blocks and blocks[-1].lines == lines and blocks[-1].topics[0] in source.topics:
+                blocks[-1] = SourceBlock((*blocks[-1].topics, topic), lines)
+            else:
+                blocks.append(SourceBlock((topic,), lines))
+
+    used_formats = {
+        f for name in (*sources, *sinks) for f in (spec.topics[name].key, spec.topics[name].value)
+    }
+    topics = tuple(
+        TopicPlan(
+            name=name,
+            key_format=t.key,
+            value_format=t.value,
+            partitions=t.partitions,
+            replication_factor=t.replication_factor,
+            config=tuple(sorted(t.config.items())),
+            is_source=name in sources,
+            is_sink=name in sinks,
+            is_dead_letter=name == dlq,
+        )
+        for name, t in sorted(spec.topics.items())
+        if name in sources or name in sinks or name == dlq
+    )
+    return AppPlan(
+        app_id=spec.app,
+        package=package_name(spec.app),
+        description=spec.description.strip(),
+        guarantee=spec.guarantee,
+        commit_interval_ms=spec.effective_commit_interval_ms,
+        on_error=spec.on_error,
+        dead_letter_topic=dlq,
+        topics=topics,
+        source_topics=sources,
+        sink_topics=tuple(sinks),
+        formats=tuple(sorted(used_formats | ({"bytes"} if dlq else set()))),
+        serde_imports=tuple(sorted(fuser.serde)),
+        module_imports=tuple(sorted(set(spec.imports))),
+        function_imports=_function_imports(spec),
+        blocks=tuple(blocks),
+        dynamic_routing=any(n.kind == "dynamic_sink" for n in nodes),
+        malformed_sources=tuple(
+            t for b in blocks for t in b.topics if b.lines and _DECODES.match(b.lines[0]) and "bytes(" not in b.lines[0]
+        ),
+        subtopologies=_subtopologies(g),
+        tests=_tests(spec, tuple(sinks), dlq),
+        kgen_version=__version__,
+        spec_path=loaded.display_path,
+        spec_sha256=loaded.sha256,
+    )
+
+
+_DECODES = re.compile(r"^[kv]\d+ = deserialize_\w+\(")
+
+
+def _logics(spec: Spec) -> list[Logic]:
+    found: list[Logic] = []
+    for stream in spec.streams:
+        for step in stream.steps:
+            data = step.model_dump(by_alias=True)
+            for value in _walk(data):
+                found.append(value)
+    return found
+
+
+def _walk(data: object) -> list[Logic]:
+    if isinstance(data, dict):
+        if set(data) == {"function"}:
+            return [FunctionRef(function=data["function"])]
+        return [x for v in data.values() for x in _walk(v)]
+    if isinstance(data, list):
+        return [x for v in data for x in _walk(v)]
+    return []
+
+
+def _function_imports(spec: Spec) -> tuple[FunctionImport, ...]:
+    refs = {logic.function: logic for logic in _logics(spec) if isinstance(logic, FunctionRef)}
+    out = []
+    for ref in sorted(refs):
+        module, function = ref.split(":")
+        out.append(FunctionImport(module, function, function_alias(refs[ref])))
+    return tuple(out)
+
+
+def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
+    out = []
+    for index, component in enumerate(g.components()):
+        procs = []
+        for node in component:
+            detail = _DETAIL.get(node.kind, node.kind)
+            if node.kind == "branch":
+                detail = "branch " + ", ".join(c.name for _, c in node.branches)
+            procs.append(
+                Processor(
+                    node.name,
+                    node.kind,
+                    detail,
+                    tuple(node.topics),
+                    tuple(s.name for s in node.successors()),
+                )
+            )
+        out.append(SubTopology(index, tuple(procs)))
+    return tuple(out)
+
+
+def _record(r: TestRecord) -> RecordPlan:
+    return RecordPlan(r.topic, r.key, r.value, r.timestamp, tuple(sorted(r.headers.items())))
+
+
+def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCasePlan, ...]:
+    out = []
+    used: set[str] = set()
+    for case in spec.tests:
+        base = "test_" + (re.sub(r"[^0-9a-zA-Z]+", "_", case.name).strip("_").lower() or "case")
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        expected: dict[str, list[RecordPlan]] = {t: [] for t in (*sinks, *([dlq] if dlq else []))}
+        for r in case.expect:
+            expected.setdefault(r.topic, []).append(_record(r))
+        out.append(
+            TestCasePlan(
+                name=case.name,
+                function_name=name,
+                inputs=tuple(_record(r) for r in case.input),
+                expected=tuple((t, tuple(rs)) for t, rs in sorted(expected.items())),
+            )
+        )
+    return tuple(out)

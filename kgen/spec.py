@@ -1,0 +1,288 @@
+"""The spec: pydantic models of a kgen TOML file, exactly as the user writes it.
+
+Only shape and local rules live here; cross-references (unknown topics, cycles, expressions)
+are checked in `kgen.checks`, which sees the whole document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+FORMATS = ("string", "json", "bytes", "int", "long", "double")
+Format = Literal["string", "json", "bytes", "int", "long", "double"]
+Guarantee = Literal["exactly_once", "at_least_once"]
+ErrorPolicy = Literal["fail", "skip", "dead_letter"]
+
+FUNCTION_REF = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+APP_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FunctionRef(Model):
+    """User code: `module.path:function`, importable where the app runs."""
+
+    function: str
+
+    @field_validator("function")
+    @classmethod
+    def _check_ref(cls, v: str) -> str:
+        if not FUNCTION_REF.match(v):
+            raise ValueError(f"{v!r} is not of the form 'package.module:function'")
+        return v
+
+
+# A piece of logic: an inline Python expression over key, value, timestamp, headers, or a
+# reference to a function of the user's.
+Logic = str | FunctionRef
+
+
+class Topic(Model):
+    key: Format = "string"
+    value: Format = "string"
+    # Set partitions to have the app create the topic at start when it is missing.
+    partitions: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _replication_needs_partitions(self) -> Topic:
+        if self.replication_factor is not None and self.partitions is None:
+            raise ValueError(
+                "replication_factor is only used for topics the app creates: set partitions too"
+            )
+        return self
+
+
+class StepBase(Model):
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str | None) -> str | None:
+        if v is not None and not NAME.match(v):
+            raise ValueError(
+                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
+            )
+        return v
+
+
+class Filter(StepBase):
+    filter: Logic
+
+
+class FilterNot(StepBase):
+    filter_not: Logic
+
+
+class Map(StepBase):
+    map: Logic
+
+
+class MapValues(StepBase):
+    map_values: Logic
+
+
+class FlatMap(StepBase):
+    flat_map: Logic
+
+
+class FlatMapValues(StepBase):
+    flat_map_values: Logic
+
+
+class SelectKey(StepBase):
+    select_key: Logic
+
+
+class Peek(StepBase):
+    peek: Logic
+
+
+class Branch(Model):
+    name: str
+    # The predicate; the last branch may leave it out to catch every record no other matched.
+    when: Logic | None = None
+    # A topic to write the branch to; without it the branch is a stream named
+    # '<stream>.<branch>' that another [[streams]] entry reads with from_stream.
+    to: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(
+                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
+            )
+        return v
+
+
+class BranchStep(StepBase):
+    branch: list[Branch] = Field(min_length=1)
+
+
+class Merge(StepBase):
+    merge: str | list[str]
+
+    @property
+    def streams(self) -> list[str]:
+        return [self.merge] if isinstance(self.merge, str) else list(self.merge)
+
+
+class DynamicTo(Model):
+    """Route each record to one of `topics`, chosen by an expression or function."""
+
+    topic: Logic
+    topics: list[str] = Field(min_length=1)
+
+
+class To(StepBase):
+    to: str | DynamicTo
+
+
+STEP_TYPES: dict[str, type[StepBase]] = {
+    "filter": Filter,
+    "filter_not": FilterNot,
+    "map": Map,
+    "map_values": MapValues,
+    "flat_map": FlatMap,
+    "flat_map_values": FlatMapValues,
+    "select_key": SelectKey,
+    "peek": Peek,
+    "branch": BranchStep,
+    "merge": Merge,
+    "to": To,
+}
+
+
+def _step_kind(v: Any) -> str | None:
+    """Which operation a step table names: the one key of STEP_TYPES it holds."""
+    if isinstance(v, StepBase):
+        return next(k for k, t in STEP_TYPES.items() if isinstance(v, t))
+    if not isinstance(v, dict):
+        return None
+    kinds = [k for k in v if k in STEP_TYPES]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+Step = Annotated[
+    Annotated[Filter, Tag("filter")]
+    | Annotated[FilterNot, Tag("filter_not")]
+    | Annotated[Map, Tag("map")]
+    | Annotated[MapValues, Tag("map_values")]
+    | Annotated[FlatMap, Tag("flat_map")]
+    | Annotated[FlatMapValues, Tag("flat_map_values")]
+    | Annotated[SelectKey, Tag("select_key")]
+    | Annotated[Peek, Tag("peek")]
+    | Annotated[BranchStep, Tag("branch")]
+    | Annotated[Merge, Tag("merge")]
+    | Annotated[To, Tag("to")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step is a table with exactly one operation key, one of: "
+        + ", ".join(STEP_TYPES),
+    ),
+]
+
+
+class Stream(Model):
+    name: str
+    # Input: one or more topics, or another stream (or a branch of one: 'stream.branch').
+    from_: str | list[str] | None = Field(default=None, alias="from")
+    from_stream: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(
+                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Stream:
+        if (self.from_ is None) == (self.from_stream is None):
+            raise ValueError(
+                "set exactly one of 'from' (topics) and 'from_stream' (another stream)"
+            )
+        return self
+
+    @property
+    def from_topics(self) -> list[str]:
+        if self.from_ is None:
+            return []
+        return [self.from_] if isinstance(self.from_, str) else list(self.from_)
+
+
+class TestRecord(Model):
+    topic: str
+    key: Any = None
+    value: Any = None
+    # Input records default to timestamp 0; on expected records, leaving it out skips the check.
+    timestamp: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class TestCase(Model):
+    name: str
+    input: list[TestRecord] = Field(min_length=1)
+    # Every record the app writes, per topic in order; topics not listed must get nothing.
+    expect: list[TestRecord] = Field(default_factory=list)
+
+
+class Spec(Model):
+    app: str
+    description: str = ""
+    guarantee: Guarantee = "exactly_once"
+    # Kafka Streams' defaults: 100 ms under exactly-once, 30 s under at-least-once.
+    commit_interval_ms: int | None = Field(default=None, ge=1)
+    on_error: ErrorPolicy = "fail"
+    dead_letter_topic: str | None = None
+    # Modules inline expressions may use (e.g. "math", "re").
+    imports: list[str] = Field(default_factory=list)
+    topics: dict[str, Topic] = Field(default_factory=dict)
+    streams: list[Stream] = Field(min_length=1)
+    tests: list[TestCase] = Field(default_factory=list)
+
+    @field_validator("app")
+    @classmethod
+    def _check_app(cls, v: str) -> str:
+        if not APP_NAME.match(v):
+            raise ValueError(
+                f"{v!r}: an app name is lower case, starts with a letter and has only letters, "
+                "digits, '_' and '-' (it becomes the Python package and the Kafka application.id)"
+            )
+        return v
+
+    @field_validator("imports")
+    @classmethod
+    def _check_imports(cls, v: list[str]) -> list[str]:
+        for mod in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", mod):
+                raise ValueError(f"{mod!r} is not a module name")
+        return v
+
+    @property
+    def effective_commit_interval_ms(self) -> int:
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms
+        return 100 if self.guarantee == "exactly_once" else 30_000
