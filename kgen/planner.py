@@ -155,8 +155,13 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
     return tuple(out)
 
 
-def _record(r: TestRecord) -> RecordPlan:
-    return RecordPlan(r.topic, r.key, r.value, r.timestamp, tuple(sorted(r.headers.items())))
+def _record(r: TestRecord, raw: bool = False) -> RecordPlan:
+    """A test record; `raw` for dead letters, which hold the input's bytes (given as text)."""
+    key, value = r.key, r.value
+    if raw:
+        key = key.encode() if isinstance(key, str) else key
+        value = value.encode() if isinstance(value, str) else value
+    return RecordPlan(r.topic, key, value, r.timestamp, tuple(sorted(r.headers.items())))
 
 
 def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCasePlan, ...]:
@@ -171,7 +176,7 @@ def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCas
         used.add(name)
         expected: dict[str, list[RecordPlan]] = {t: [] for t in (*sinks, *([dlq] if dlq else []))}
         for r in case.expect:
-            expected.setdefault(r.topic, []).append(_record(r))
+            expected.setdefault(r.topic, []).append(_record(r, raw=r.topic == dlq))
         out.append(
             TestCasePlan(
                 name=case.name,
