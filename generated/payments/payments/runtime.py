@@ -112,6 +112,7 @@ class Runner:
         self.delivery_error: KafkaError | None = None
         self.processed = 0
         self.commits = 0
+        self.last_input = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class Runner:
         now = time.monotonic()
         next_commit = now + interval
         next_report = now + REPORT_EVERY_S
-        last_input = now
+        self.last_input = now
         reported = 0
         while not self.stopping:
             batch = self.consumer.consume(self.settings.batch_size, timeout=0.1)
@@ -190,8 +191,9 @@ class Runner:
                     self.producer.flush(TIMEOUT_S)
             self.producer.poll(0)
             now = time.monotonic()
-            if batch:
-                last_input = now
+            if batch or not self.consumer.assignment():
+                # Idle time counts only while there are partitions to read.
+                self.last_input = now
             if now >= next_commit:
                 self._commit()
                 next_commit = now + interval
@@ -201,7 +203,7 @@ class Runner:
                     "processed %d records (%.0f/s), %d commits", self.processed, rate, self.commits
                 )
                 next_report, reported = now + REPORT_EVERY_S, self.processed
-            if idle_limit is not None and now - last_input >= idle_limit:
+            if idle_limit is not None and now - self.last_input >= idle_limit:
                 log.info("no input for %.1f s: stopping", idle_limit)
                 self.stopping = True
 
