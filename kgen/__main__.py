@@ -1,3 +1,5 @@
-from kgen.cli import main
 import sys
+
+from kgen.cli import main
+
 sys.exit(main())

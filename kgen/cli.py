@@ -59,11 +59,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             sys.stdout.writelines(lines)
             print(f"{root}/ is stale: run `kgen build {spec}`", file=sys.stderr)
     if not args.specs and generated.is_dir():
-        for orphan in sorted(p for p in generated.iterdir() if p.is_dir() and p.name not in packages):
+        for orphan in sorted(
+            p for p in generated.iterdir() if p.is_dir() and p.name not in packages
+        ):
             if orphan.name.startswith((".", "__")):
                 continue
             stale += 1
-            print(f"{orphan}/ has no spec in {args.specs_dir}/: delete it or restore its spec", file=sys.stderr)
+            print(
+                f"{orphan}/ has no spec in {args.specs_dir}/: delete it or restore its spec",
+                file=sys.stderr,
+            )
     if stale:
         return EXIT_USER
     print(f"{len(specs)} spec{'s' if len(specs) != 1 else ''}: {generated}/ is up to date")
@@ -133,7 +138,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="generate apps from specs", description="Generate an app per spec.")
+    b = sub.add_parser(
+        "build", help="generate apps from specs", description="Generate an app per spec."
+    )
     b.add_argument("specs", nargs="+", metavar="SPEC")
     b.add_argument("--out", help="the app's folder (default: GENERATED/<app>)")
     b.add_argument("--generated", default="generated", help="where apps go (default: %(default)s)")
@@ -150,20 +157,28 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--generated", default="generated")
     c.set_defaults(func=cmd_check)
 
-    v = sub.add_parser("validate", help="check specs, print every error", description="Check specs only.")
+    v = sub.add_parser(
+        "validate", help="check specs, print every error", description="Check specs only."
+    )
     v.add_argument("specs", nargs="+", metavar="SPEC")
     v.set_defaults(func=cmd_validate)
 
-    d = sub.add_parser("describe", help="print the topology as text", description="Print the topology.")
+    d = sub.add_parser(
+        "describe", help="print the topology as text", description="Print the topology."
+    )
     d.add_argument("spec", metavar="SPEC")
     d.set_defaults(func=cmd_describe)
 
-    g = sub.add_parser("graph", help="print the topology as Mermaid or dot", description="Draw the topology.")
+    g = sub.add_parser(
+        "graph", help="print the topology as Mermaid or dot", description="Draw the topology."
+    )
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     g.set_defaults(func=cmd_graph)
 
-    i = sub.add_parser("init", help="write a commented starter spec", description="Write a starter spec.")
+    i = sub.add_parser(
+        "init", help="write a commented starter spec", description="Write a starter spec."
+    )
     i.add_argument("name", help="the app name (lower case, letters, digits, '_' and '-')")
     i.add_argument("--path", help="where to write it (default: specs/NAME.toml)")
     i.set_defaults(func=cmd_init)
@@ -178,7 +193,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--generated", default="generated")
     m.set_defaults(func=cmd_demo)
 
-    k = sub.add_parser("kafka", help="a local single-node Kafka for development", description="Local Kafka.")
+    k = sub.add_parser(
+        "kafka", help="a local single-node Kafka for development", description="Local Kafka."
+    )
     ksub = k.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
     ksub.add_parser("fetch", help="download the broker jars with Maven into the cache")
     ks = ksub.add_parser("start", help="start a broker in the background; prints its address")

@@ -86,10 +86,20 @@ def run_demo(spec_path: Path, generated: Path) -> int:
         producer.flush(30)
         del producer
 
-        _say(f"running: python -m {plan.package} --bootstrap-servers {bootstrap} --stop-when-idle 3")
+        _say(
+            f"running: python -m {plan.package} --bootstrap-servers {bootstrap} --stop-when-idle 3"
+        )
         env = {**os.environ, "PYTHONPATH": str(app_dir.resolve())}
         result = subprocess.run(
-            [sys.executable, "-m", plan.package, "--bootstrap-servers", bootstrap, "--stop-when-idle", "3"],
+            [
+                sys.executable,
+                "-m",
+                plan.package,
+                "--bootstrap-servers",
+                bootstrap,
+                "--stop-when-idle",
+                "3",
+            ],
             cwd=app_dir,
             env=env,
             timeout=300,

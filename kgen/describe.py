@@ -94,7 +94,7 @@ def dot(plan: AppPlan) -> str:
 
 
 def _edges(plan: AppPlan, ids: dict[str, str], fmt: str) -> list[str]:
-    out = []
+    out: list[str] = []
     for sub in plan.subtopologies:
         for proc in sub.processors:
             me = ids["proc:" + proc.name]

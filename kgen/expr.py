@@ -59,6 +59,36 @@ def _bound_names(tree: ast.AST) -> set[str]:
     return bound
 
 
+# Every step of a source runs in one generated function, so an expression must not bind or
+# suspend in that function's scope: `x := ...` would rebind a local of the generated code (or
+# make a module or builtin of that name local to the whole function), and `yield` would turn
+# the whole topology into a generator that silently never runs.
+_FORBIDDEN: dict[type[ast.AST], str] = {
+    ast.NamedExpr: "assignment expressions (:=) are not allowed in a step",
+    ast.Yield: "'yield' is not allowed in an expression",
+    ast.YieldFrom: "'yield from' is not allowed in an expression",
+    ast.Await: "'await' is not allowed in an expression",
+}
+
+
+def _check_scope(body: ast.expr) -> None:
+    for node in ast.walk(body):
+        message = _FORBIDDEN.get(type(node))
+        if message is not None:
+            raise ExpressionError(message, getattr(node, "col_offset", None))
+        # A comprehension variable or lambda argument named like a record field would hide it.
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            name, offset = node.id, node.col_offset
+        elif isinstance(node, ast.arg):
+            name, offset = node.arg, node.col_offset
+        else:
+            continue
+        if name in RECORD_NAMES:
+            raise ExpressionError(
+                f"{name!r} is the record's {name}: name the variable differently", offset
+            )
+
+
 def parse(source: str, modules: frozenset[str]) -> Expression:
     """Parse one expression and check every free name it reads."""
     if not source.strip():
@@ -69,6 +99,7 @@ def parse(source: str, modules: frozenset[str]) -> Expression:
         offset = (exc.offset - 1) if exc.offset else None
         raise ExpressionError(f"not a Python expression: {exc.msg}", offset) from None
     body = tree.body
+    _check_scope(body)
     bound = _bound_names(body)
     roots = {m.split(".")[0] for m in modules}
     uses: set[str] = set()

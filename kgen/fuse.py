@@ -100,12 +100,9 @@ class Fuser:
         """Code evaluating `logic` over the (already decoded) record in env."""
         if isinstance(logic, FunctionRef):
             return f"{function_alias(logic)}({env['key'].name}, {env['value'].name})"
-        names = {
-            "key": env["key"].name,
-            "value": env["value"].name,
-            "timestamp": "ts",
-            "headers": "hd",
-        }
+        # Only what the expression reads is decoded (prepare); the rest is never named.
+        names = {"timestamp": "ts", "headers": "hd"}
+        names.update({f: name for f in ("key", "value") if (name := env[f].name) is not None})
         return expr.parse(logic, self.modules).render(names)
 
     def prepare(self, logics: list[Logic], env: Env, depth: int) -> None:
@@ -120,7 +117,7 @@ class Fuser:
         for child in node.children:
             self.node(child, dict(env), depth)
 
-    def node(self, node: Node, env: Env, depth: int) -> None:  # noqa: PLR0912
+    def node(self, node: Node, env: Env, depth: int) -> None:
         kind = node.kind
         if kind in ("merge", "passthrough", "branch_child"):
             self.children(node, env, depth)
@@ -178,6 +175,10 @@ class Fuser:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.
         self.prepare([p for p, _ in node.branches if p is not None], env, depth)
         for i, (predicate, child) in enumerate(node.branches):
+            if predicate is None and i == 0:
+                # A lone default branch takes every record: there is no condition to test.
+                self.node(child, dict(env), depth)
+                continue
             if predicate is None:
                 self.emit(depth, "else:")
             else:

@@ -41,7 +41,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if existing:
         yield existing
         return
-    from kgen.kafka import LocalKafka  # noqa: PLC0415 - deferred so plugin import stays cheap
+    from kgen.kafka import LocalKafka  # deferred: the plugin import must stay cheap
 
     broker = LocalKafka(data_dir=tmp_path_factory.mktemp("kafka"))
     bootstrap = broker.start()

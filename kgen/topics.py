@@ -93,7 +93,9 @@ def read_committed(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[
         deadline = time.monotonic() + timeout_s
         while len(at_end) < len(partitions):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: did not reach the end of every partition in {timeout_s} s")
+                raise TimeoutError(
+                    f"{topic}: did not reach the end of every partition in {timeout_s} s"
+                )
             for msg in consumer.consume(1000, timeout=0.5):
                 err = msg.error()
                 if err is not None and err.code() == KafkaError._PARTITION_EOF:
@@ -102,7 +104,13 @@ def read_committed(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[
                     raise KafkaException(err)
                 else:
                     out.append(
-                        Record(msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value(), msg.timestamp()[1])
+                        Record(
+                            msg.partition() or 0,
+                            msg.offset() or 0,
+                            msg.key(),
+                            msg.value(),
+                            msg.timestamp()[1],
+                        )
                     )
         return out
     finally:
@@ -117,7 +125,9 @@ def produce_all(
 ) -> int:
     """Produce (key, value) pairs as fast as the client allows, waiting when its queue is
     full; returns how many were delivered. Raises if any delivery failed."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"}
+    )
     failures: list[KafkaError] = []
 
     def on_delivery(err: KafkaError | None, _msg: object) -> None:

@@ -34,7 +34,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 def _committed(bootstrap: str) -> int:
     """How many input records the app's group has committed, over all partitions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "payments", "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "payments", "enable.auto.commit": False}
+    )
     try:
         parts = [TopicPartition("payment", p) for p in range(PARTITIONS)]
         return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=30))
@@ -45,7 +47,16 @@ def _committed(bootstrap: str) -> int:
 def _start(bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     # A short session timeout: a killed member's partitions move after 6 s, not 45 s.
     return subprocess.Popen(
-        [sys.executable, "-m", "payments", "--bootstrap-servers", bootstrap, "-X", "session.timeout.ms=6000", *args],
+        [
+            sys.executable,
+            "-m",
+            "payments",
+            "--bootstrap-servers",
+            bootstrap,
+            "-X",
+            "session.timeout.ms=6000",
+            *args,
+        ],
         cwd=APP_DIR,
         env={**os.environ, "PYTHONPATH": str(APP_DIR)},
         stdout=log.open("ab"),
@@ -70,10 +81,14 @@ def _kill_mid_stream(bootstrap: str, app: subprocess.Popen[bytes], above: int) -
 
 def test_sigkill_twice_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -> None:
     bootstrap = kafka_bootstrap
-    topics.recreate_topics(bootstrap, {"payment": PARTITIONS, "unknown-payment": PARTITIONS}, groups=["payments"])
+    topics.recreate_topics(
+        bootstrap, {"payment": PARTITIONS, "unknown-payment": PARTITIONS}, groups=["payments"]
+    )
     keys = ["unknown" if i % 3 == 0 else f"user-{i}" for i in range(RECORDS)]
     expected = [str(i) for i, key in enumerate(keys) if key == "unknown"]
-    topics.produce_all(bootstrap, "payment", ((k.encode(), str(i).encode()) for i, k in enumerate(keys)))
+    topics.produce_all(
+        bootstrap, "payment", ((k.encode(), str(i).encode()) for i, k in enumerate(keys))
+    )
 
     log = tmp_path / "app.log"
     first = _start(bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")

@@ -1,0 +1,38 @@
+"""Lint and type checks as tests, so the one test command covers them: ruff and mypy --strict
+on kgen itself and on every committed generated app (with the app's own configuration)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = sorted(p for p in (ROOT / "generated").iterdir() if (p / "pyproject.toml").is_file())
+
+
+def _run(*args: str, cwd: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+def test_ruff_on_kgen() -> None:
+    _run("ruff", "check", "kgen", "tests", cwd=ROOT)
+
+
+def test_mypy_strict_on_kgen() -> None:
+    _run("mypy", cwd=ROOT)  # files and strictness come from pyproject.toml
+
+
+@pytest.mark.parametrize("app", APPS, ids=[a.name for a in APPS])
+def test_generated_app_passes_ruff(app: Path) -> None:
+    _run("ruff", "check", ".", cwd=app)
+
+
+@pytest.mark.parametrize("app", APPS, ids=[a.name for a in APPS])
+def test_generated_app_passes_mypy_strict(app: Path) -> None:
+    _run("mypy", "--strict", app.name.replace("-", "_"), "tests", cwd=app)
