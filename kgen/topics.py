@@ -45,17 +45,26 @@ def recreate_topics(bootstrap: str, topics: dict[str, int], groups: Iterable[str
 
 def _delete_groups(admin: AdminClient, groups: list[str]) -> None:
     """Delete those of `groups` that exist (listing first: a fresh cluster has no group
-    coordinator until the offsets topic exists, and answers NOT_COORDINATOR)."""
-    listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result()
-    present = [g for g in groups if g in {x.group_id for x in listed.valid}]
-    if not present:
-        return
-    for group, future in admin.delete_consumer_groups(present, request_timeout=TIMEOUT_S).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-                raise RuntimeError(f"cannot delete consumer group {group}: {exc}") from exc
+    coordinator until the offsets topic exists, and answers NOT_COORDINATOR). A group stays
+    non-empty for a while after its app stopped if it used static membership: wait for it."""
+    deadline = time.monotonic() + 90
+    while True:
+        listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result()
+        present = [g for g in groups if g in {x.group_id for x in listed.valid}]
+        if not present:
+            return
+        for group, future in admin.delete_consumer_groups(
+            present, request_timeout=TIMEOUT_S
+        ).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code == KafkaError.NON_EMPTY_GROUP and time.monotonic() < deadline:
+                    continue
+                if code != KafkaError.GROUP_ID_NOT_FOUND:
+                    raise RuntimeError(f"cannot delete consumer group {group}: {exc}") from exc
+        time.sleep(0.5)
 
 
 def create_topics(bootstrap: str, topics: dict[str, int]) -> None:

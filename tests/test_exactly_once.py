@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from example_apps import build_example
 
 from kgen import topics
 
-ROOT = Path(__file__).resolve().parent.parent
-APP_DIR = ROOT / "generated" / "payments"
+GROUP = "payments-eos"
 RECORDS = 120_000
 PARTITIONS = 3
 
@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 def _committed(bootstrap: str) -> int:
     """How many input records the app's group has committed, over all partitions."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "payments", "enable.auto.commit": False}
+        {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
     )
     try:
         parts = [TopicPartition("payment", p) for p in range(PARTITIONS)]
@@ -44,21 +44,21 @@ def _committed(bootstrap: str) -> int:
         consumer.close()
 
 
-def _start(bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+def _start(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
     # A short session timeout: a killed member's partitions move after 6 s, not 45 s.
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "payments",
+            app_dir.name,
             "--bootstrap-servers",
             bootstrap,
             "-X",
             "session.timeout.ms=6000",
             *args,
         ],
-        cwd=APP_DIR,
-        env={**os.environ, "PYTHONPATH": str(APP_DIR)},
+        cwd=app_dir,
+        env={**os.environ, "PYTHONPATH": str(app_dir)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -82,7 +82,7 @@ def _kill_mid_stream(bootstrap: str, app: subprocess.Popen[bytes], above: int) -
 def test_sigkill_twice_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -> None:
     bootstrap = kafka_bootstrap
     topics.recreate_topics(
-        bootstrap, {"payment": PARTITIONS, "unknown-payment": PARTITIONS}, groups=["payments"]
+        bootstrap, {"payment": PARTITIONS, "unknown-payment": PARTITIONS}, groups=[GROUP]
     )
     keys = ["unknown" if i % 3 == 0 else f"user-{i}" for i in range(RECORDS)]
     expected = [str(i) for i, key in enumerate(keys) if key == "unknown"]
@@ -90,14 +90,16 @@ def test_sigkill_twice_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -
         bootstrap, "payment", ((k.encode(), str(i).encode()) for i, k in enumerate(keys))
     )
 
+    # The payments example as app 'payments-eos': its own consumer group on the shared broker.
+    app = build_example("payments", GROUP, tmp_path)
     log = tmp_path / "app.log"
-    first = _start(bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
+    first = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
     killed_at = [_kill_mid_stream(bootstrap, first, 0)]
 
-    second = _start(bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
+    second = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
     killed_at.append(_kill_mid_stream(bootstrap, second, killed_at[0]))
 
-    last = _start(bootstrap, log, "--instance-id", "eos-b")
+    last = _start(app, bootstrap, log, "--instance-id", "eos-b")
     deadline = time.monotonic() + 180
     while _committed(bootstrap) < RECORDS:
         assert time.monotonic() < deadline, log.read_text()[-4000:]

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from example_apps import build_example
 
 from kgen import emit, render, topics
 from kgen.load import load_spec
 from kgen.planner import plan
-
-ROOT = Path(__file__).resolve().parent.parent
-PAYMENTS = ROOT / "generated" / "payments"
 
 pytestmark = pytest.mark.broker
 
@@ -112,19 +110,20 @@ steps = [{ map_values = "value['n'] * 2" }, { to = "ff-out" }]
 
 def test_at_least_once_mode(kafka_bootstrap: str, tmp_path: Path) -> None:
     topics.recreate_topics(
-        kafka_bootstrap, {"payment": 2, "unknown-payment": 2}, groups=["payments"]
+        kafka_bootstrap, {"payment": 2, "unknown-payment": 2}, groups=["payments-alos"]
     )
     keys = [b"unknown" if i % 2 else b"known" for i in range(2000)]
     topics.produce_all(
         kafka_bootstrap, "payment", ((k, str(i).encode()) for i, k in enumerate(keys))
     )
-    proc = _app(PAYMENTS, kafka_bootstrap, "--guarantee", "at_least_once", "--stop-when-idle", "3")
+    app = build_example("payments", "payments-alos", tmp_path)
+    proc = _app(app, kafka_bootstrap, "--guarantee", "at_least_once", "--stop-when-idle", "3")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out.decode()[-3000:]
     assert b"at_least_once" in out
     values = [r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment")]
     assert sorted(values) == sorted(str(i).encode() for i in range(1, 2000, 2))
-    assert sum(_committed(kafka_bootstrap, "payments", "payment", 2)) == 2000
+    assert sum(_committed(kafka_bootstrap, "payments-alos", "payment", 2)) == 2000
 
 
 def _last_assignment(log: Path) -> int:
@@ -137,11 +136,14 @@ def _last_assignment(log: Path) -> int:
 
 def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path) -> None:
     topics.recreate_topics(
-        kafka_bootstrap, {"payment": 6, "unknown-payment": 6}, groups=["payments"]
+        kafka_bootstrap, {"payment": 6, "unknown-payment": 6}, groups=["payments-scale"]
     )
+    app = build_example("payments", "payments-scale", tmp_path)
     logs = [tmp_path / "one.log", tmp_path / "two.log"]
     apps = [
-        _app(PAYMENTS, kafka_bootstrap, "--instance-id", f"i{n}", log=log)
+        _app(
+            app, kafka_bootstrap, "--instance-id", f"i{n}", "-X", "session.timeout.ms=6000", log=log
+        )
         for n, log in enumerate(logs)
     ]
     total = 6000
@@ -157,7 +159,10 @@ def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path
         )
         topics.produce_all(kafka_bootstrap, "payment", records)
         deadline = time.monotonic() + 120
-        while sum(max(o, 0) for o in _committed(kafka_bootstrap, "payments", "payment", 6)) < total:
+        while (
+            sum(max(o, 0) for o in _committed(kafka_bootstrap, "payments-scale", "payment", 6))
+            < total
+        ):
             assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
             time.sleep(0.2)
     finally:

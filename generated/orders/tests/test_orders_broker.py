@@ -65,11 +65,19 @@ def _reset_topics(admin: AdminClient) -> None:
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
-    # Only a group that exists: a fresh cluster has no group coordinator yet.
-    listed = admin.list_consumer_groups(request_timeout=30).result()
-    if APP_ID in {g.group_id for g in listed.valid}:
-        for future in admin.delete_consumer_groups([APP_ID], request_timeout=30).values():
-            future.result()
+    # Only a group that exists: a fresh cluster has no group coordinator yet. A group can stay
+    # non-empty for a while after its app stopped (static members leave on session timeout).
+    deadline = time.monotonic() + 90
+    while APP_ID in {
+        g.group_id for g in admin.list_consumer_groups(request_timeout=30).result().valid
+    }:
+        try:
+            for future in admin.delete_consumer_groups([APP_ID], request_timeout=30).values():
+                future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.NON_EMPTY_GROUP or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         new = [NewTopic(t, TOPICS[t].partitions or 2, 1) for t in topics]
