@@ -1,10 +1,13 @@
 """Semantic checks over a whole spec: references, names, cycles, expressions, test cases.
 
-Every check appends a located SpecError and goes on, so the user sees all problems at once.
+Every check appends a located SpecError and goes on, so the user sees all problems at once; a
+mistake that another check already reports (a misspelled stream name also leaves the stream it
+meant unread) is reported once.
 """
 
 from __future__ import annotations
 
+import difflib
 import keyword
 import re
 import sys
@@ -18,8 +21,8 @@ if TYPE_CHECKING:
     from kgen.load import Locator
 
 _KAFKA_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-# Names the generated package must not shadow: the stdlib and what the app imports.
-_TAKEN_PACKAGES = set(sys.stdlib_module_names) | {"confluent_kafka", "rocksdict", "pytest", "tests"}
+# Packages the generated app imports besides the stdlib: its own name must not hide them.
+_DEPENDENCIES = {"confluent_kafka", "rocksdict", "pytest", "tests"}
 
 
 def package_name(app: str) -> str:
@@ -32,10 +35,11 @@ def is_terminal(step: object) -> bool:
 
 def stream_outputs(spec: Spec) -> dict[str, Loc]:
     """Every name a stream can be read by: stream names and '<stream>.<branch>' for branches
-    that do not write to a topic themselves; mapped to where they are declared."""
+    that do not write to a topic themselves; mapped to where they are declared. A stream with a
+    'to' or 'branch' step has no output of its own, even if (wrongly) more steps follow."""
     out: dict[str, Loc] = {}
     for i, stream in enumerate(spec.streams):
-        if not stream.steps or not is_terminal(stream.steps[-1]):
+        if not any(is_terminal(step) for step in stream.steps):
             out.setdefault(stream.name, ("streams", i, "name"))
         for j, step in enumerate(stream.steps):
             if isinstance(step, BranchStep):
@@ -54,13 +58,42 @@ def stream_readers(spec: Spec) -> dict[str, list[Loc]]:
             readers.setdefault(stream.from_stream, []).append(("streams", i, "from_stream"))
         for j, step in enumerate(stream.steps):
             if isinstance(step, Merge):
-                for name in step.streams:
-                    readers.setdefault(name, []).append(("streams", i, "steps", j, "merge"))
+                merge: Loc = ("streams", i, "steps", j, "merge")
+                for m, name in enumerate(step.streams):
+                    loc = merge if isinstance(step.merge, str) else (*merge, m)
+                    readers.setdefault(name, []).append(loc)
     return readers
+
+
+def written_topics(spec: Spec) -> set[str]:
+    """The topics the app writes to: sinks, branch topics and the dead-letter topic."""
+    out = set()
+    for stream in spec.streams:
+        for step in stream.steps:
+            if isinstance(step, To):
+                out.update(step.to.topics if isinstance(step.to, DynamicTo) else [step.to])
+            elif isinstance(step, BranchStep):
+                out.update(b.to for b in step.branch if b.to is not None)
+    if spec.on_error == "dead_letter" and spec.dead_letter_topic is not None:
+        out.add(spec.dead_letter_topic)
+    return out
 
 
 def check(spec: Spec, where: Locator) -> list[SpecError]:
     return _Checker(spec, where).run()
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    # High enough that 'orders-apac' does not suggest 'orders': a new name is no typo.
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    if not close and len(name) >= 4:
+        # A shortened name: 'large' for 'large-orders'.
+        close = [k for k in known if k.startswith(name) or k.endswith(name)]
+    return f"did you mean {close[0]!r}?" if len(close) == 1 else ""
+
+
+def _listing(names: list[str] | set[str]) -> str:
+    return ", ".join(repr(n) for n in sorted(names)) or "none"
 
 
 class _Checker:
@@ -70,11 +103,14 @@ class _Checker:
         self.problems: list[SpecError] = []
         self.modules = frozenset(spec.imports)
 
-    def error(self, loc: Loc, message: str, hint: str = "") -> None:
-        self.problems.append(self.where.error(loc, message, hint))
+    def error(self, loc: Loc, message: str, hint: str = "", at: Loc | None = None) -> None:
+        self.problems.append(self.where.error(loc, message, hint, at=at))
 
     def warn(self, loc: Loc, message: str, hint: str = "") -> None:
         self.problems.append(self.where.error(loc, message, hint, warning=True))
+
+    def line(self, loc: Loc) -> int:
+        return self.where.position(loc)[0]
 
     def run(self) -> list[SpecError]:
         self.check_app()
@@ -87,17 +123,27 @@ class _Checker:
     def check_app(self) -> None:
         spec = self.spec
         pkg = package_name(spec.app)
-        if keyword.iskeyword(pkg) or pkg in _TAKEN_PACKAGES:
+        if keyword.iskeyword(pkg):
             self.error(
                 ("app",),
-                f"{spec.app!r} would shadow the Python module {pkg!r}",
-                "pick another app name",
+                f"{pkg!r} is a Python keyword and cannot name the app's package",
+                f"pick another app name, e.g. '{spec.app}-app'",
+            )
+        elif pkg in sys.stdlib_module_names or pkg in _DEPENDENCIES:
+            what = "standard library module" if pkg in sys.stdlib_module_names else "package"
+            self.error(
+                ("app",),
+                f"app {spec.app!r} would name its Python package {pkg!r}, which hides the {what} "
+                "of that name",
+                f"pick another app name, e.g. '{spec.app}-app'",
             )
         if spec.on_error == "dead_letter" and spec.dead_letter_topic is None:
+            topic = f"{spec.app}-dlq"
             self.error(
                 ("on_error",),
                 "on_error = 'dead_letter' needs a dead_letter_topic",
-                ("add dead_letter_topic = '<topic>' and declare it under [topics]"),
+                f"add dead_letter_topic = '{topic}' and declare [topics.{_toml_key(topic)}] with "
+                "key = 'bytes' and value = 'bytes'",
             )
         if spec.dead_letter_topic is not None:
             self.topic_ref(("dead_letter_topic",), spec.dead_letter_topic)
@@ -105,7 +151,7 @@ class _Checker:
                 self.warn(
                     ("dead_letter_topic",),
                     f"unused: on_error is {spec.on_error!r}",
-                    ("set on_error = 'dead_letter' to use it"),
+                    "set on_error = 'dead_letter' to use it",
                 )
         for i, mod in enumerate(spec.imports):
             if mod.split(".")[0] in expr.RECORD_NAMES:
@@ -119,17 +165,16 @@ class _Checker:
                 self.warn(
                     ("topics", name),
                     f"{name!r} is not a legal Kafka topic name",
-                    ("Kafka allows 1-249 characters of letters, digits, '.', '_' and '-'"),
+                    "Kafka allows 1-249 characters of letters, digits, '.', '_' and '-'",
                 )
 
     def topic_ref(self, loc: Loc, topic: str) -> None:
         if topic not in self.spec.topics:
-            known = ", ".join(repr(t) for t in sorted(self.spec.topics)) or "none"
-            self.error(
-                loc,
-                f"unknown topic {topic!r} (declared: {known})",
-                (f"declare it: [topics.{_toml_key(topic)}] with key and value formats"),
-            )
+            declared = list(self.spec.topics)
+            declare = f"declare it: [topics.{_toml_key(topic)}] with key and value formats"
+            close = _did_you_mean(topic, declared)
+            hint = f"{close} If not, {declare}" if close else declare
+            self.error(loc, f"unknown topic {topic!r} (declared: {_listing(declared)})", hint)
 
     def logic(self, loc: Loc, logic: Logic) -> None:
         if isinstance(logic, FunctionRef):
@@ -137,19 +182,66 @@ class _Checker:
         try:
             expr.parse(logic, self.modules)
         except expr.ExpressionError as exc:
-            where = (
-                f" (at column {exc.offset + 1} of the expression)" if exc.offset is not None else ""
-            )
-            self.error(loc, f"{exc}{where}: {logic!r}", exc.hint)
+            self.expression_error(loc, logic, exc)
+
+    def expression_error(self, loc: Loc, source: str, exc: expr.ExpressionError) -> None:
+        """Report a bad expression at the offending character when the file shows the
+        expression as it is (a one-line string without escapes), else at its key."""
+        message = str(exc)
+        syntax = message.startswith("not a Python expression: ")
+        hint = exc.hint
+        stripped = source.strip()
+        offset = exc.offset
+        if offset is not None and not syntax:
+            # ast node columns count UTF-8 bytes, the file's columns count characters.
+            offset = len(stripped.encode()[:offset].decode(errors="ignore"))
+        if syntax:
+            message = f"invalid expression {source!r}: " + message.split(": ", 1)[1]
+            if offset is None:
+                # Python gives no column for an expression that ends too early.
+                offset = len(stripped)
+                hint = hint or "the expression ends too early"
+            if stripped[offset : offset + 1] == "=" and stripped[offset : offset + 2] != "==":
+                hint = hint or "to compare, use '=='"
+        elif stripped:
+            message = f"{message} in {source!r}"
+        else:
+            hint = hint or "write a Python expression, e.g. value['amount'] > 100"
+        name = re.match(r"unknown name '(\w+)'", str(exc))
+        if name:
+            hint = self.unknown_name_hint(name.group(1)) or hint
+        written = self.where.string_value(loc)
+        if offset is not None and written and written[2] == source:
+            line, col, _ = written
+            lead = len(source) - len(source.lstrip())
+            self.problems.append(self.where.error_at(loc, line, col + lead + offset, message, hint))
+            return
+        if offset is not None:
+            message += f" (at column {offset + 1} of the expression)"
+        self.error(loc, message, hint)
+
+    def unknown_name_hint(self, name: str) -> str:
+        if name in ("true", "false", "null", "none", "nil"):
+            python = {"true": "True", "false": "False"}.get(name, "None")
+            return f"expressions are Python: write {python}"
+        if name in sys.stdlib_module_names:
+            modules = [*self.spec.imports, name]
+            return f"add the module to the spec's imports: imports = {modules!r}"
+        close = _did_you_mean(name, [*expr.RECORD_NAMES, *self.spec.imports])
+        if close:
+            return close
+        return ""
 
     def check_streams(self) -> None:
         seen: dict[str, int] = {}
         for i, stream in enumerate(self.spec.streams):
             if stream.name in seen:
+                first = seen[stream.name]
                 self.error(
                     ("streams", i, "name"),
                     f"duplicate stream name {stream.name!r}",
-                    (f"streams[{seen[stream.name]}] has it already; names must be unique"),
+                    f"the stream at line {self.line(('streams', first, 'name'))} has it already; "
+                    "stream names must be unique",
                 )
             seen.setdefault(stream.name, i)
             for t, topic in enumerate(stream.from_topics):
@@ -162,22 +254,31 @@ class _Checker:
             self.check_steps(i, stream)
 
     def check_steps(self, i: int, stream: Stream) -> None:
-        names: set[str] = set()
+        names: dict[str, int] = {}
         for j, step in enumerate(stream.steps):
             base: Loc = ("streams", i, "steps", j)
-            if j > 0 and is_terminal(stream.steps[j - 1]):
+            if (
+                j > 0
+                and is_terminal(stream.steps[j - 1])
+                and not any(is_terminal(s) for s in stream.steps[: j - 1])
+            ):
+                # Reported once, at the first step that cannot run.
+                ender = "to" if isinstance(stream.steps[j - 1], To) else "branch"
                 self.error(
                     base,
-                    "this step never runs: the step before it ends the stream",
-                    ("read the stream elsewhere with from_stream, or move the step before it"),
+                    f"this step never runs: the '{ender}' step before it ends the stream",
+                    f"move it before the '{ender}', or drop the '{ender}' and continue in another "
+                    f"[[streams]] entry with from_stream = {stream.name!r}",
                 )
             if step.name is not None:
                 if step.name in names:
+                    first = self.line(("streams", i, "steps", names[step.name], "name"))
                     self.error(
                         (*base, "name"),
                         f"duplicate step name {step.name!r} in stream {stream.name!r}",
+                        f"the step at line {first} has it already",
                     )
-                names.add(step.name)
+                names.setdefault(step.name, j)
             if isinstance(step, To):
                 if isinstance(step.to, DynamicTo):
                     self.logic((*base, "to", "topic"), step.to.topic)
@@ -194,17 +295,24 @@ class _Checker:
                 self.logic((*base, op), getattr(step, op))
 
     def check_branch(self, base: Loc, step: BranchStep) -> None:
-        names: set[str] = set()
+        names: dict[str, int] = {}
         for b, branch in enumerate(step.branch):
             loc: Loc = (*base, "branch", b)
             if branch.name in names:
-                self.error((*loc, "name"), f"duplicate branch name {branch.name!r}")
-            names.add(branch.name)
+                first = self.line((*base, "branch", names[branch.name], "name"))
+                self.error(
+                    (*loc, "name"),
+                    f"duplicate branch name {branch.name!r}",
+                    f"the branch at line {first} has it already; a branch step's names must be "
+                    "unique",
+                )
+            names.setdefault(branch.name, b)
             if branch.when is None and b != len(step.branch) - 1:
                 self.error(
                     loc,
-                    f"branch {branch.name!r} has no 'when': only the last branch may be the default",
-                    ("add when = '<expression>' or move it to the end"),
+                    f"branch {branch.name!r} has no 'when', but only the last branch may be the "
+                    "default",
+                    "add when = '<expression>', or move it to the end",
                 )
             if branch.when is not None:
                 self.logic((*loc, "when"), branch.when)
@@ -214,65 +322,97 @@ class _Checker:
     def check_graph(self) -> None:
         outputs = stream_outputs(self.spec)
         readers = stream_readers(self.spec)
-        for name, locs in readers.items():
-            if name not in outputs:
-                known = ", ".join(repr(n) for n in sorted(outputs)) or "none"
-                for loc in locs:
-                    self.error(
-                        loc,
-                        f"unknown stream {name!r} (readable streams: {known})",
-                        (
-                            "a stream that ends with 'to' or 'branch' cannot be read; a branch is read as '<stream>.<branch>'"
-                        ),
-                    )
+        unknown = [name for name in readers if name not in outputs]
+        for name in unknown:
+            message, hint = self.unreadable(name, list(outputs))
+            for loc in readers[name]:
+                self.error(loc, message, hint)
         for name, loc in outputs.items():
-            if name not in readers:
-                if "." in name:
-                    self.error(
-                        loc,
-                        f"branch {name!r} goes nowhere",
-                        (
-                            f"add to = '<topic>' to the branch, or read it with from_stream = {name!r}"
-                        ),
-                    )
-                else:
-                    self.error(
-                        loc,
-                        f"stream {name!r} goes nowhere: it neither ends with 'to' or 'branch' nor is read",
-                        ("end it with { to = '<topic>' }"),
-                    )
+            if name in readers:
+                continue
+            # An unknown name close to this one already reports the mistake.
+            if _did_you_mean(name, unknown):
+                continue
+            if "." in name:
+                self.error(
+                    loc,
+                    f"branch {name!r} goes nowhere",
+                    f"add to = '<topic>' to the branch, or read it with from_stream = {name!r}",
+                )
+            else:
+                self.error(
+                    loc,
+                    f"stream {name!r} goes nowhere: it does not end with 'to' or 'branch', and "
+                    "no stream reads it",
+                    f"end it with {{ to = '<topic>' }}, or read it with from_stream = {name!r}",
+                )
         self.check_cycles(readers)
 
+    def unreadable(self, name: str, outputs: list[str]) -> tuple[str, str]:
+        """Why a from_stream or merge name cannot be read, and what to do instead."""
+        streams = {s.name: s for s in self.spec.streams}
+        stream_name, _, branch_name = name.partition(".")
+        stream = streams.get(stream_name)
+        if stream is not None and not branch_name:
+            ends = next((s for s in stream.steps if is_terminal(s)), None)
+            if isinstance(ends, To):
+                topics = ends.to.topics if isinstance(ends.to, DynamicTo) else [ends.to]
+                return (
+                    f"stream {name!r} ends with 'to' and cannot be read",
+                    f"read its topic instead: from = {topics[0]!r}, or drop its 'to' step",
+                )
+            if isinstance(ends, BranchStep):
+                readable = [o for o in outputs if o.startswith(f"{name}.")]
+                return (
+                    f"stream {name!r} ends with 'branch' and cannot be read as a whole",
+                    f"read one of its branches: {_listing(readable)}"
+                    if readable
+                    else "all of its branches write to topics: read one of those",
+                )
+        if stream is not None:
+            for step in stream.steps:
+                if isinstance(step, BranchStep):
+                    branch = next((b for b in step.branch if b.name == branch_name), None)
+                    if branch is not None and branch.to is not None:
+                        return (
+                            f"branch {name!r} writes to topic {branch.to!r} and cannot be read",
+                            f"read the topic instead: from = {branch.to!r}, or drop the "
+                            "branch's 'to'",
+                        )
+        hint = _did_you_mean(name, outputs) or (
+            "a stream is readable when it does not end with 'to' or 'branch'; a branch without "
+            "'to' is read as '<stream>.<branch>'"
+        )
+        return f"unknown stream {name!r} (readable: {_listing(outputs)})", hint
+
     def check_cycles(self, readers: dict[str, list[Loc]]) -> None:
-        # Edge: the stream producing an output -> the stream reading it.
+        # Edge: the stream producing an output -> the stream reading it, with where it reads it.
         index = {s.name: i for i, s in enumerate(self.spec.streams)}
-        edges: dict[int, set[int]] = {}
+        outputs = stream_outputs(self.spec)
+        edges: dict[int, dict[int, Loc]] = {}
         for name, locs in readers.items():
             src = index.get(name.split(".")[0])
-            if src is None:
-                continue
+            if src is None or name not in outputs:
+                continue  # reported as unreadable
             for loc in locs:
                 reader = loc[1]
                 assert isinstance(reader, int)
-                edges.setdefault(src, set()).add(reader)
+                edges.setdefault(src, {}).setdefault(reader, loc)
         state: dict[int, int] = {}  # 1 = on the DFS stack, 2 = done
-        reported: set[int] = set()
 
         def visit(node: int, path: list[int]) -> None:
             state[node] = 1
-            for nxt in sorted(edges.get(node, ())):
+            for nxt, loc in sorted(edges.get(node, {}).items()):
                 if state.get(nxt) == 1:
-                    cycle = path[path.index(nxt) :] + [nxt] if nxt in path else [node, nxt]
-                    if nxt not in reported:
-                        reported.add(nxt)
-                        names = " -> ".join(self.spec.streams[c].name for c in cycle)
-                        self.error(
-                            ("streams", nxt, "name"),
-                            f"streams form a cycle: {names}",
-                            (
-                                "a topology is a DAG; to loop records back, write them to a topic and read it"
-                            ),
-                        )
+                    # Reported once, where the stream that closes the cycle reads.
+                    cycle = [*path[path.index(nxt) :], nxt]
+                    names = " -> ".join(self.spec.streams[c].name for c in cycle)
+                    self.error(
+                        loc,
+                        f"streams form a cycle: {names}",
+                        "a topology is a DAG; to loop records back, write them to a topic "
+                        "and read it",
+                    )
                 elif nxt not in state:
                     visit(nxt, [*path, nxt])
             state[node] = 2
@@ -282,51 +422,105 @@ class _Checker:
                 visit(start, [start])
 
     def check_tests(self) -> None:
+        declared = set(self.spec.topics)
         sources = {t for s in self.spec.streams for t in s.from_topics}
+        # A stream reading an undeclared topic is already reported; a test feeding the topic
+        # it probably meant is not a second mistake.
+        broken_source = bool(sources - declared)
+        written = written_topics(self.spec)
         for c, case in enumerate(self.spec.tests):
-            for kind, records in (("input", case.input), ("expect", case.expect)):
-                for r, record in enumerate(records):
-                    loc: Loc = ("tests", c, kind, r)
-                    allowed = sources if kind == "input" else set(self.spec.topics)
-                    if record.topic not in allowed:
-                        what = "source" if kind == "input" else "declared"
-                        known = ", ".join(repr(t) for t in sorted(allowed)) or "none"
-                        self.error(
-                            (*loc, "topic"),
-                            f"{record.topic!r} is not a {what} topic (known: {known})",
-                        )
+            for r, record in enumerate(case.input):
+                loc: Loc = ("tests", c, "input", r)
+                if record.topic in sources and record.topic not in declared:
+                    continue  # the stream reading it reports the undeclared topic
+                if record.topic not in sources:
+                    if record.topic in declared and broken_source:
                         continue
-                    topic = self.spec.topics[record.topic]
-                    for field, fmt in (("key", topic.key), ("value", topic.value)):
-                        value = getattr(record, field)
-                        if record.topic == self.spec.dead_letter_topic and kind == "expect":
-                            fmt = "bytes"
-                        problem = _format_mismatch(fmt, value)
-                        if problem:
-                            self.error((*loc, field), problem)
-                    if kind == "input" and record.timestamp is not None and record.timestamp < 0:
-                        self.error(
-                            (*loc, "timestamp"),
-                            "timestamps are >= 0 (Kafka treats negative ones as invalid)",
-                        )
+                    read = sorted(sources & declared)
+                    self.error(
+                        (*loc, "topic"),
+                        f"test input goes to {record.topic!r}, but no stream reads it "
+                        f"(source topics: {_listing(read)})",
+                        _did_you_mean(record.topic, read)
+                        or "input records go to source topics; list what the app writes "
+                        "under expect",
+                    )
+                    continue
+                self.check_record(loc, record.topic, record.key, record.value, expect=False)
+                if record.timestamp is not None and record.timestamp < 0:
+                    self.error(
+                        (*loc, "timestamp"),
+                        "timestamps are >= 0 (Kafka treats negative ones as invalid)",
+                    )
+            for r, record in enumerate(case.expect):
+                loc = ("tests", c, "expect", r)
+                if record.topic not in declared:
+                    self.topic_ref((*loc, "topic"), record.topic)
+                    continue
+                if record.topic not in written:
+                    self.error(
+                        (*loc, "topic"),
+                        f"the app never writes to {record.topic!r}, so this record cannot arrive",
+                        f"the app writes to: {_listing(written)}",
+                    )
+                    continue
+                self.check_record(loc, record.topic, record.key, record.value, expect=True)
+
+    def check_record(self, loc: Loc, topic: str, key: Any, value: Any, expect: bool) -> None:
+        formats = self.spec.topics[topic]
+        # Dead letters carry the raw bytes of the failed record, whatever the topic's format.
+        dead_letter = expect and topic == self.spec.dead_letter_topic
+        for field, declared, data in (("key", formats.key, key), ("value", formats.value, value)):
+            fmt = "bytes" if dead_letter else declared
+            problem = _format_mismatch(fmt, data)
+            if problem:
+                self.error(
+                    (*loc, field),
+                    f"{_describe_value(data)} does not fit topic {topic!r}, whose {field} "
+                    f"format is {fmt!r}",
+                    problem,
+                )
+
+
+def _describe_value(value: Any) -> str:
+    kinds = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        dict: "a table",
+        list: "an array",
+    }
+    kind = kinds.get(type(value), f"a {type(value).__name__}")
+    text = repr(value)
+    return f"{kind} ({text})" if len(text) < 40 else kind
 
 
 def _format_mismatch(fmt: str, value: Any) -> str:
+    """'' when `value` can be written in format `fmt`, else a hint how to write it."""
     if value is None or fmt == "json":
         return ""
-    ok = {
-        "string": isinstance(value, str),
-        "bytes": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
-        "long": isinstance(value, int)
-        and not isinstance(value, bool)
-        and -(2**63) <= value < 2**63,
-        "double": isinstance(value, (int, float)) and not isinstance(value, bool),
-    }[fmt]
-    if ok:
-        return ""
-    hint = " (bytes are written as a UTF-8 string)" if fmt == "bytes" else ""
-    return f"{value!r} does not fit the topic's {fmt!r} format{hint}"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if fmt in ("string", "bytes"):
+        if isinstance(value, str):
+            return ""
+        if fmt == "bytes":
+            return "bytes are written as a UTF-8 string"
+        return f'write it as a string: "{value}"' if number else "write it as a string"
+    if fmt == "double":
+        if number:
+            return ""
+        if isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value):
+            return f"write it as a number, without quotes: {value}"
+        return "write it as a number"
+    bits = 32 if fmt == "int" else 64
+    if isinstance(value, int) and not isinstance(value, bool):
+        if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            return ""
+        return f"an {fmt!r} is a {bits}-bit signed integer"
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+        return f"write it as a number, without quotes: {value}"
+    return "write it as a whole number"
 
 
 def _toml_key(name: str) -> str:
