@@ -76,10 +76,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    code = EXIT_OK
     for spec in args.specs:
-        _load(spec)
+        try:
+            _load(spec)
+        except SpecInvalid as exc:
+            print(exc.format(), file=sys.stderr)
+            code = EXIT_USER
+            continue
         print(f"{spec}: ok")
-    return EXIT_OK
+    return code
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
