@@ -496,10 +496,21 @@ def _describe_value(value: Any) -> str:
     return f"{kind} ({text})" if len(text) < 40 else kind
 
 
+def _json_able(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_json_able(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_json_able(v) for v in value)
+    return isinstance(value, (str, int, float, bool))
+
+
 def _format_mismatch(fmt: str, value: Any) -> str:
     """'' when `value` can be written in format `fmt`, else a hint how to write it."""
-    if value is None or fmt == "json":
+    if value is None:
         return ""
+    if fmt == "json":
+        ok = _json_able(value)
+        return "" if ok else "dates and times have no JSON form: write them as strings"
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if fmt in ("string", "bytes"):
         if isinstance(value, str):

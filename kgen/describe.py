@@ -33,7 +33,8 @@ def text(plan: AppPlan) -> str:
         lines.append(f"   Sub-topology: {sub.index}")
         for proc in sub.processors:
             lines.append(f"    {_label(proc)}")
-            lines.append(f"      --> {', '.join(proc.successors) or 'none'}")
+            if proc.successors:  # Kafka Streams prints no arrow out of a sink
+                lines.append(f"      --> {', '.join(proc.successors)}")
             if proc.name in preds:
                 lines.append(f"      <-- {', '.join(preds[proc.name])}")
     return "\n".join(lines) + "\n"
@@ -75,17 +76,24 @@ def mermaid(plan: AppPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dot_text(s: str) -> str:
+    # A JSON string is a valid dot string (quotes and backslashes escaped, a newline as \n,
+    # which Graphviz prints as a line break); non-ASCII text stays as it is, since Graphviz
+    # does not read \u escapes.
+    return json.dumps(s, ensure_ascii=False)
+
+
 def dot(plan: AppPlan) -> str:
     ids = _ids(plan)
-    lines = [f"digraph {json.dumps(plan.app_id)} {{", "    rankdir=LR;"]
+    lines = [f"digraph {_dot_text(plan.app_id)} {{", "    rankdir=LR;"]
     for key, node_id in ids.items():
         if key.startswith("topic:"):
-            lines.append(f"    {node_id} [shape=cylinder, label={json.dumps(key[6:])}];")
+            lines.append(f"    {node_id} [shape=cylinder, label={_dot_text(key[6:])}];")
     for sub in plan.subtopologies:
         lines.append(f"    subgraph cluster_{sub.index} {{")
-        lines.append(f"        label={json.dumps(f'sub-topology {sub.index}')};")
+        lines.append(f"        label={_dot_text(f'sub-topology {sub.index}')};")
         for proc in sub.processors:
-            label = json.dumps(f"{proc.name}\n{proc.kind}")
+            label = _dot_text(f"{proc.name}\n{proc.kind}")
             lines.append(f"        {ids['proc:' + proc.name]} [shape=box, label={label}];")
         lines.append("    }")
     lines.extend(_edges(plan, ids, "    {a} -> {b};"))

@@ -10,7 +10,8 @@ _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _IGNORED_SUFFIXES = {".pyc", ".pyo"}
 
 
-def _on_disk(root: Path) -> set[str]:
+def on_disk(root: Path) -> set[str]:
+    """The files under `root` that count as output: what running an app leaves is ignored."""
     if not root.is_dir():
         return set()
     return {
@@ -36,7 +37,7 @@ def write(files: dict[str, str], root: Path) -> list[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         changed.append(rel)
-    for rel in sorted(_on_disk(root) - set(files)):
+    for rel in sorted(on_disk(root) - set(files)):
         (root / rel).unlink()
         changed.append(rel)
     return changed
@@ -45,7 +46,7 @@ def write(files: dict[str, str], root: Path) -> list[str]:
 def diff(files: dict[str, str], root: Path, label: str) -> list[str]:
     """A unified diff from what is on disk to what the spec renders; empty when up to date."""
     out: list[str] = []
-    for rel in sorted(set(files) | _on_disk(root)):
+    for rel in sorted(set(files) | on_disk(root)):
         path = root / rel
         old = path.read_text("utf-8", errors="replace") if path.is_file() else ""
         new = files.get(rel, "")

@@ -43,9 +43,16 @@ def function_alias(ref: FunctionRef) -> str:
 class Fuser:
     """Emits the code of one source topic's records, given that topic's formats."""
 
-    def __init__(self, topics: dict[str, TopicFormats], modules: frozenset[str]) -> None:
+    def __init__(
+        self,
+        topics: dict[str, TopicFormats],
+        modules: frozenset[str],
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         self.topics = topics
         self.modules = modules
+        # 'module:function' -> the name it is imported as, when the plan had to disambiguate.
+        self.aliases = aliases or {}
         self.lines: list[str] = []
         self.counter = 0
         self.serde: set[str] = set()
@@ -99,7 +106,8 @@ class Fuser:
     def call(self, logic: Logic, env: Env) -> str:
         """Code evaluating `logic` over the (already decoded) record in env."""
         if isinstance(logic, FunctionRef):
-            return f"{function_alias(logic)}({env['key'].name}, {env['value'].name})"
+            alias = self.aliases.get(logic.function) or function_alias(logic)
+            return f"{alias}({env['key'].name}, {env['value'].name})"
         # Only what the expression reads is decoded (prepare); the rest is never named.
         names = {"timestamp": "ts", "headers": "hd"}
         names.update({f: name for f in ("key", "value") if (name := env[f].name) is not None})

@@ -45,16 +45,23 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     dlq = spec.dead_letter_topic if spec.on_error == "dead_letter" else None
 
     formats = {name: TopicFormats(t.key, t.value) for name, t in spec.topics.items()}
-    fuser = Fuser(formats, frozenset(spec.imports))
-    blocks: list[SourceBlock] = []
+    function_imports = _function_imports(spec)
+    aliases = {f"{f.module}:{f.function}": f.alias for f in function_imports}
+    fuser = Fuser(formats, frozenset(spec.imports), aliases)
+    # Several streams may read one topic: each of its records runs through all of them, in
+    # spec order, in one block (a second `elif topic == ...` for it would never run).
+    code: dict[str, list[str]] = {}
     for source in g.sources:
         for topic in source.topics:
-            lines = tuple(fuser.fuse(source, topic))
-            # Topics of one source with the same formats share one block of code.
-            if blocks and blocks[-1].lines == lines and blocks[-1].topics[0] in source.topics:
-                blocks[-1] = SourceBlock((*blocks[-1].topics, topic), lines)
-            else:
-                blocks.append(SourceBlock((topic,), lines))
+            code.setdefault(topic, []).extend(fuser.fuse(source, topic))
+    blocks: list[SourceBlock] = []
+    for topic, topic_lines in code.items():
+        lines = tuple(topic_lines)
+        # Topics whose code is the same (same steps, same formats) share one block.
+        if blocks and blocks[-1].lines == lines:
+            blocks[-1] = SourceBlock((*blocks[-1].topics, topic), lines)
+        else:
+            blocks.append(SourceBlock((topic,), lines))
 
     used_formats = {
         f for name in (*sources, *sinks) for f in (spec.topics[name].key, spec.topics[name].value)
@@ -88,11 +95,14 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         formats=tuple(sorted(used_formats | ({"bytes"} if dlq else set()))),
         serde_imports=tuple(sorted(fuser.serde)),
         module_imports=tuple(sorted(set(spec.imports))),
-        function_imports=_function_imports(spec),
+        function_imports=function_imports,
         blocks=tuple(blocks),
         dynamic_routing=any(n.kind == "dynamic_sink" for n in nodes),
         malformed_sources=tuple(
-            t for b in blocks for t in b.topics if b.lines and _DECODES.match(b.lines[0]) and "bytes(" not in b.lines[0]
+            t
+            for b in blocks
+            for t in b.topics
+            if b.lines and _DECODES.match(b.lines[0]) and "bytes(" not in b.lines[0]
         ),
         subtopologies=_subtopologies(g),
         tests=_tests(spec, tuple(sinks), dlq),
@@ -128,9 +138,17 @@ def _walk(data: object) -> list[Logic]:
 def _function_imports(spec: Spec) -> tuple[FunctionImport, ...]:
     refs = {logic.function: logic for logic in _logics(spec) if isinstance(logic, FunctionRef)}
     out = []
+    used: set[str] = set()
     for ref in sorted(refs):
         module, function = ref.split(":")
-        out.append(FunctionImport(module, function, function_alias(refs[ref])))
+        # 'a.b:c' and 'a_b:c' would both be _a_b_c: number the later ones.
+        base = alias = function_alias(refs[ref])
+        n = 1
+        while alias in used:
+            n += 1
+            alias = f"{base}_{n}"
+        used.add(alias)
+        out.append(FunctionImport(module, function, alias))
     return tuple(out)
 
 

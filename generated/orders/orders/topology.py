@@ -29,7 +29,6 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
           --> totals-to
           <-- orders-select-key
         Sink: items-to (topic: order-items)
-          --> none
           <-- items-flat-map
         Processor: sizes.large (branch_child)
           --> sizes.large-to
@@ -38,13 +37,10 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
           --> sizes.small-to
           <-- sizes-branch
         Sink: totals-to (topic: order-totals-cents)
-          --> none
           <-- totals-map-values
         Sink: sizes.large-to (topic: large-orders)
-          --> none
           <-- sizes.large
         Sink: sizes.small-to (topic: small-orders)
-          --> none
           <-- sizes.small
        Sub-topology: 1
         Source: returns-us-source (topics: [returns-us])
@@ -64,7 +60,6 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
           --> returns-to
           <-- returns-merge
         Sink: returns-to (topic: all-returns)
-          --> none
           <-- returns-flat-map-values
 """
 

@@ -14,7 +14,6 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
           --> unknown-payments-to
           <-- unknown-payments-source
         Sink: unknown-payments-to (topic: unknown-payment)
-          --> none
           <-- unknown-payments-filter
 """
 
