@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -29,6 +30,18 @@ FUNCTION_REF = re.compile(
 )
 APP_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def _check_name(v: str) -> str:
+    if not NAME.match(v):
+        raise ValueError(
+            f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
+        )
+    return v
+
+
+# Stream, step and branch names: they become processor names and '<stream>.<branch>' references.
+Name = Annotated[str, AfterValidator(_check_name)]
 
 
 class Model(BaseModel):
@@ -71,16 +84,7 @@ class Topic(Model):
 
 
 class StepBase(Model):
-    name: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, v: str | None) -> str | None:
-        if v is not None and not NAME.match(v):
-            raise ValueError(
-                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
-            )
-        return v
+    name: Name | None = None
 
 
 class Filter(StepBase):
@@ -116,21 +120,12 @@ class Peek(StepBase):
 
 
 class Branch(Model):
-    name: str
+    name: Name
     # The predicate; the last branch may leave it out to catch every record no other matched.
     when: Logic | None = None
     # A topic to write the branch to; without it the branch is a stream named
     # '<stream>.<branch>' that another [[streams]] entry reads with from_stream.
     to: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError(
-                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
-            )
-        return v
 
 
 class BranchStep(StepBase):
@@ -203,20 +198,11 @@ Step = Annotated[
 
 
 class Stream(Model):
-    name: str
+    name: Name
     # Input: one or more topics, or another stream (or a branch of one: 'stream.branch').
     from_: str | list[str] | None = Field(default=None, alias="from")
     from_stream: str | None = None
     steps: list[Step] = Field(default_factory=list)
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError(
-                f"{v!r}: a name starts with a letter and has only letters, digits, '_' and '-'"
-            )
-        return v
 
     @model_validator(mode="after")
     def _one_input(self) -> Stream:
