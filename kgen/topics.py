@@ -25,7 +25,12 @@ class Record:
     timestamp: int
 
 
-def recreate_topics(bootstrap: str, topics: dict[str, int], groups: Iterable[str] = ()) -> None:
+def recreate_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    groups: Iterable[str] = (),
+    config: dict[str, str] | None = None,
+) -> None:
     """Delete (if present) and create each topic with its partition count; delete the consumer
     groups so that no committed offset survives. Bounded: gives up after 60 s."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -40,7 +45,7 @@ def recreate_topics(bootstrap: str, topics: dict[str, int], groups: Iterable[str
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics {doomed} were not deleted within 60 s")
         time.sleep(0.2)
-    create_topics(bootstrap, topics)
+    create_topics(bootstrap, topics, config)
 
 
 def _delete_groups(admin: AdminClient, groups: list[str]) -> None:
@@ -67,11 +72,13 @@ def _delete_groups(admin: AdminClient, groups: list[str]) -> None:
         time.sleep(0.5)
 
 
-def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
+def create_topics(
+    bootstrap: str, topics: dict[str, int], config: dict[str, str] | None = None
+) -> None:
     """Create each topic that does not exist yet."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = admin.list_topics(timeout=TIMEOUT_S).topics
-    new = [NewTopic(t, n, 1) for t, n in topics.items() if t not in existing]
+    new = [NewTopic(t, n, 1, config=config or {}) for t, n in topics.items() if t not in existing]
     if not new:
         return
     for future in admin.create_topics(new, operation_timeout=TIMEOUT_S).values():

@@ -176,3 +176,32 @@ def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path
     values = Counter(r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment"))
     assert sorted(values) == sorted(str(i).encode() for i in range(0, total, 2))
     assert set(values.values()) == {1}
+
+
+def test_refused_output_aborts_rewinds_then_gives_up(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The broker refuses an output record (larger than the sink topic allows): each commit
+    fails and is aborted, the input is rewound and processed again; after a few aborts in a
+    row the app stops (exit 3) and nothing is committed, output or offsets."""
+    app = _build(
+        tmp_path,
+        """
+app = "refused-output"
+[topics.ro-in]
+[topics.ro-out]
+[[streams]]
+name = "s"
+from = "ro-in"
+steps = [{ map_values = "value * 2000" }, { to = "ro-out" }]
+""",
+    )
+    topics.recreate_topics(kafka_bootstrap, {"ro-in": 1}, groups=["refused-output"])
+    topics.recreate_topics(kafka_bootstrap, {"ro-out": 1}, config={"max.message.bytes": "1000"})
+    topics.produce_all(kafka_bootstrap, "ro-in", [(b"k", b"ok"), (b"k", b"big")])
+    proc = _app(app, kafka_bootstrap)
+    out, _ = proc.communicate(timeout=180)
+    text = out.decode()
+    assert proc.returncode == 3, text[-3000:]
+    assert text.count("aborting and rewinding") == 5, text[-3000:]
+    assert "5 transactions in a row aborted" in text
+    assert topics.read_committed(kafka_bootstrap, "ro-out") == []
+    assert _committed(kafka_bootstrap, "refused-output", "ro-in", 1) == [-1001]

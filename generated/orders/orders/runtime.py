@@ -54,6 +54,8 @@ RETRIES = 10
 # Back-pressure: wait for deliveries when this many records are queued in the producer.
 MAX_QUEUED = 500_000
 REPORT_EVERY_S = 10.0
+# Transactions aborted one after the other, with no commit between them, before giving up.
+MAX_ABORTS_IN_ROW = 5
 
 
 class MissingTopicsError(Exception):
@@ -112,6 +114,7 @@ class Runner:
         self.delivery_error: KafkaError | None = None
         self.processed = 0
         self.commits = 0
+        self.aborts_in_row = 0
         self.last_input = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -234,11 +237,22 @@ class Runner:
             except KafkaException as exc:
                 if not exc.args[0].txn_requires_abort():
                     raise
+                self.aborts_in_row += 1
+                if self.aborts_in_row > MAX_ABORTS_IN_ROW:
+                    # The same input keeps failing (e.g. an output record the broker refuses):
+                    # stop instead of looping; nothing of it is committed.
+                    raise KafkaException(
+                        KafkaError(
+                            KafkaError._FATAL,
+                            f"{MAX_ABORTS_IN_ROW} transactions in a row aborted, last: {exc.args[0]}",
+                        )
+                    ) from exc
                 log.warning("transaction failed (%s): aborting and rewinding", exc.args[0])
                 self._abort()
                 self._rewind()
                 return
             self.in_transaction = False
+            self.aborts_in_row = 0
         else:
             if self.producer.flush(TIMEOUT_S) > 0:
                 raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "producer flush timed out"))
