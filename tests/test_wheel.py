@@ -1,0 +1,36 @@
+"""The wheel ships templates/ (as the package kgen.templates), so an installed kgen builds apps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_every_template(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("kgen-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
+    assert templates, "no templates found"
+    missing = {t for t in templates if f"kgen/{t}" not in names}
+    assert not missing, f"not in the wheel: {sorted(missing)}"
+    assert "kgen/cli.py" in names and "kgen/kafka/broker.py" in names
