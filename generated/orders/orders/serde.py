@@ -12,6 +12,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+_fast_loads: Callable[[bytes], Any]
+try:
+    # Optional (pip install orjson): decodes JSON about three times faster than json.
+    from orjson import loads as _fast_loads
+except ImportError:
+    _fast_loads = json.loads
+# Digits -> b"0", anything else -> b"x": finds a run of 19 digits faster than a regex.
+_DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
 
 def serialize_string(obj: Any) -> bytes | None:
     """UTF-8, like Kafka's StringSerializer."""
@@ -32,7 +42,17 @@ def serialize_json(obj: Any) -> bytes | None:
 
 
 def deserialize_json(data: bytes | None) -> Any:
-    return None if data is None else json.loads(data)
+    if data is None:
+        return None
+    # json is the reference, so results never depend on what is installed: orjson turns
+    # integers past 64 bits into floats (so 19+ digits in a row go to json), and refuses NaN
+    # and lone surrogates (so its errors go to json too).
+    if _NINETEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
+        try:
+            return _fast_loads(data)
+        except ValueError:
+            pass
+    return json.loads(data)
 
 
 def serialize_bytes(obj: Any) -> bytes | None:

@@ -52,3 +52,12 @@ def test_same_bytes_as_java(fmt: str) -> None:
 def test_malformed_bytes_raise(fmt: str) -> None:
     with pytest.raises(ValueError):
         DESERIALIZERS[fmt](b"\xff")
+
+
+def test_json_decodes_like_the_json_module() -> None:
+    """Where orjson (optional, faster) is stricter, the json module's answer stands."""
+    big = b"123456789012345678901234567890"
+    assert DESERIALIZERS["json"](big) == 123456789012345678901234567890
+    nan = DESERIALIZERS["json"](b"NaN")
+    assert nan != nan
+    assert DESERIALIZERS["json"](b'"\\ud800"') == "\ud800"
