@@ -60,7 +60,14 @@ class Fuser:
     def fuse(self, source: Node, topic: str) -> list[str]:
         self.lines = []
         formats = self.topics[topic]
-        env = {"key": Var(None, "kb", formats.key), "value": Var(None, "vb", formats.value)}
+        # Every part of the record is read from the message where it is used, and only then:
+        # a record a filter drops never has its timestamp or headers fetched.
+        env = {
+            "key": Var(None, "msg.key()", formats.key),
+            "value": Var(None, "msg.value()", formats.value),
+            "timestamp": Var(None, "msg.timestamp()[1]"),
+            "headers": Var(None, "msg.headers()"),
+        }
         for child in source.children:
             self.node(child, dict(env), 0)
         return self.lines
@@ -80,12 +87,20 @@ class Fuser:
         if var.name is not None:
             return var.name
         assert var.raw is not None
-        name = self.fresh(field[0])
-        fn = f"deserialize_{var.fmt}"
-        self.serde.add(fn)
-        self.emit(depth, f"{name} = {fn}({var.raw})")
+        name = self.fresh({"timestamp": "ts", "headers": "hd"}.get(field, field[0]))
+        if var.fmt is None:  # timestamp, headers: no format, just a name for expressions
+            self.emit(depth, f"{name} = {var.raw}")
+        else:
+            fn = f"deserialize_{var.fmt}"
+            self.serde.add(fn)
+            self.emit(depth, f"{name} = {fn}({var.raw})")
         env[field] = Var(name, var.raw, var.fmt)
         return name
+
+    def plain(self, env: Env, field: str) -> str:
+        """Timestamp or headers for a produced record: the name if there is one, else a read."""
+        var = env[field]
+        return var.name or str(var.raw)
 
     def encoded(self, env: Env, field: str, fmt: str) -> str:
         var = env[field]
@@ -109,13 +124,12 @@ class Fuser:
             alias = self.aliases.get(logic.function) or function_alias(logic)
             return f"{alias}({env['key'].name}, {env['value'].name})"
         # Only what the expression reads is decoded (prepare); the rest is never named.
-        names = {"timestamp": "ts", "headers": "hd"}
-        names.update({f: name for f in ("key", "value") if (name := env[f].name) is not None})
+        names = {f: var.name for f, var in env.items() if var.name is not None}
         return expr.parse(logic, self.modules).render(names)
 
     def prepare(self, logics: list[Logic], env: Env, depth: int) -> None:
         needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
-        for field in ("key", "value"):
+        for field in ("key", "value", "timestamp", "headers"):
             if field in needed:
                 self.decoded(env, field, depth)
 
@@ -213,4 +227,8 @@ class Fuser:
         key = self.encoded(env, "key", formats.key)
         value = self.encoded(env, "value", formats.value)
         # Output keeps the input record's timestamp and headers, as in Kafka Streams.
-        self.emit(depth, f"produce({topic_code}, {value}, {key}, timestamp=ts, headers=hd)")
+        timestamp, headers = self.plain(env, "timestamp"), self.plain(env, "headers")
+        self.emit(
+            depth,
+            f"produce({topic_code}, {value}, {key}, timestamp={timestamp}, headers={headers})",
+        )

@@ -18,6 +18,9 @@ from kgen.planner import plan as make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# How a produced record gets its input record's timestamp and headers in fused code.
+META = "timestamp=msg.timestamp()[1], headers=msg.headers()"
+
 UDFS = '''
 """User functions of the test spec: plain Python, imported by the generated topology."""
 
@@ -301,9 +304,9 @@ def test_payments_never_decodes_the_value() -> None:
     [block] = plan.blocks
     assert block.topics == ("payment",)
     assert block.lines == (
-        "k1 = deserialize_string(kb)",
+        "k1 = deserialize_string(msg.key())",
         "if k1 == 'unknown':",
-        "    produce('unknown-payment', vb, kb, timestamp=ts, headers=hd)",
+        "    produce('unknown-payment', msg.value(), msg.key(), " + META + ")",
     )
     assert plan.serde_imports == ("deserialize_string",)
 
@@ -324,15 +327,17 @@ def test_payments_passes_undecodable_value_bytes_through(build_app: Any) -> None
 def test_unchanged_fields_pass_through_as_bytes(app: Any) -> None:
     code = app.files["fusesteps/topology.py"]
     # filter reads the value but does not change it: both go out as the bytes that came in.
-    assert re.search(r'produce\(\s*"filtered",\s*vb,\s*kb,', code)
+    assert re.search(r'produce\(\s*"filtered",\s*msg\.value\(\),\s*msg\.key\(\),', code)
     # select_key changes only the key.
-    assert re.search(r'produce\(\s*"rekeyed",\s*vb,\s*serialize_long\(k\d+\),', code)
+    assert re.search(r'produce\(\s*"rekeyed",\s*msg\.value\(\),\s*serialize_long\(k\d+\),', code)
     # map_values changes only the value.
-    assert re.search(r'produce\(\s*"mapped-values",\s*serialize_json\(v\d+\),\s*kb,', code)
+    assert re.search(
+        r'produce\(\s*"mapped-values",\s*serialize_json\(v\d+\),\s*msg\.key\(\),', code
+    )
     # The dynamic route passes the long value through to the long topic and converts it for
     # the others.
-    assert re.search(r"produce\(\s*t\d+,\s*vb,", code)
-    assert "serialize_string(deserialize_long(vb))" in code
+    assert re.search(r"produce\(\s*t\d+,\s*msg\.value\(\),", code)
+    assert "serialize_string(deserialize_long(msg.value()))" in code
 
 
 # -- step kinds ------------------------------------------------------------------------------
@@ -524,7 +529,7 @@ steps = [{ branch = [{ name = "all", to = "b" }] }]
 """,
     )
     [block] = plan.blocks
-    assert block.lines == ("produce('b', vb, kb, timestamp=ts, headers=hd)",)
+    assert block.lines == ("produce('b', msg.value(), msg.key(), " + META + ")",)
 
 
 def test_sibling_paths_do_not_share_variables(tmp_path: Path) -> None:
@@ -554,9 +559,9 @@ steps = [{ to = "c" }]
     )
     [block] = plan.blocks
     assert block.lines == (
-        "v1 = deserialize_json(vb)",
+        "v1 = deserialize_json(msg.value())",
         "v2 = v1['x']",
         "v3 = v2 + 1",
-        "produce('b', serialize_json(v3), kb, timestamp=ts, headers=hd)",
-        "produce('c', serialize_json(v2), kb, timestamp=ts, headers=hd)",
+        "produce('b', serialize_json(v3), msg.key(), " + META + ")",
+        "produce('c', serialize_json(v2), msg.key(), " + META + ")",
     )

@@ -73,6 +73,9 @@ class Runner:
             "client.id": f"{APP_ID}-{instance}",
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            # librdkafka's default (1000 ms) stops fetching for a second whenever its local
+            # queue is full; this loop drains the queue much faster than that.
+            "fetch.queue.backoff.ms": 10,
             **settings.kafka_config,
             # Offsets are committed by this loop only: with the transaction, or after a flush.
             "group.id": APP_ID,
@@ -111,6 +114,8 @@ class Runner:
         # Positions after the last processed batch: what a commit may claim as done.
         self.positions: list[TopicPartition] = []
         self.rebalanced = False
+        # The current assignment, as of the last rebalance callback (None: ask the consumer).
+        self.assigned: list[TopicPartition] | None = None
         self.delivery_error: KafkaError | None = None
         self.processed = 0
         self.commits = 0
@@ -220,7 +225,11 @@ class Runner:
     # -- commits -----------------------------------------------------------------------------
 
     def _positions(self) -> list[TopicPartition]:
-        return [tp for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0]
+        # assignment() is a round trip to librdkafka's main thread: ask again only after a
+        # rebalance callback (they run inside consume()) said it changed.
+        if self.assigned is None:
+            self.assigned = self.consumer.assignment()
+        return [tp for tp in self.consumer.position(self.assigned) if tp.offset >= 0]
 
     def _commit(self) -> None:
         if not self.dirty:
@@ -314,11 +323,13 @@ class Runner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalanced = True
+        self.assigned = None
         log.info("assigned: %s", _names(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was processed while we still own the partitions.
         self.rebalanced = True
+        self.assigned = None
         log.info("revoked: %s", _names(partitions))
         self._commit()
         self.positions = []
@@ -326,6 +337,7 @@ class Runner:
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Someone else may own them already: our open transaction must not commit.
         self.rebalanced = True
+        self.assigned = None
         log.warning("lost: %s; aborting the open transaction", _names(partitions))
         self._abandon()
         self.positions = []

@@ -93,13 +93,9 @@ def process(records: Sequence[Message], ctx: Context) -> None:
             ctx.on_consume_error(msg)
             continue
         try:
-            kb = msg.key()
-            vb = msg.value()
-            ts = msg.timestamp()[1]
-            hd = msg.headers()
             topic = msg.topic()
             if topic == "orders":
-                v1 = deserialize_json(vb)
+                v1 = deserialize_json(msg.value())
                 if not (v1.get("test", False)):
                     v2 = {
                         **v1,
@@ -113,42 +109,54 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "order-items",
                             serialize_json(v5),
                             serialize_string(k4),
-                            timestamp=ts,
-                            headers=hd,
+                            timestamp=msg.timestamp()[1],
+                            headers=msg.headers(),
                         )
                     if v2["total"] >= 1000:
                         produce(
                             "large-orders",
                             serialize_json(v2),
                             serialize_string(k3),
-                            timestamp=ts,
-                            headers=hd,
+                            timestamp=msg.timestamp()[1],
+                            headers=msg.headers(),
                         )
                     else:
                         produce(
                             "small-orders",
                             serialize_json(v2),
                             serialize_string(k3),
-                            timestamp=ts,
-                            headers=hd,
+                            timestamp=msg.timestamp()[1],
+                            headers=msg.headers(),
                         )
                     v6 = math.floor(v2["total"] * 100 + 0.5)
                     produce(
                         "order-totals-cents",
                         serialize_long(v6),
                         serialize_string(k3),
-                        timestamp=ts,
-                        headers=hd,
+                        timestamp=msg.timestamp()[1],
+                        headers=msg.headers(),
                     )
             elif topic == "returns-us":
-                v7 = deserialize_json(vb)
+                v7 = deserialize_json(msg.value())
                 v8 = {**v7, "region": "us"}
                 for v9 in [v8] * v8.get("count", 1):
-                    produce("all-returns", serialize_json(v9), kb, timestamp=ts, headers=hd)
+                    produce(
+                        "all-returns",
+                        serialize_json(v9),
+                        msg.key(),
+                        timestamp=msg.timestamp()[1],
+                        headers=msg.headers(),
+                    )
             elif topic == "returns-eu":
-                v10 = deserialize_json(vb)
+                v10 = deserialize_json(msg.value())
                 v11 = {**v10, "region": "eu"}
                 for v12 in [v11] * v11.get("count", 1):
-                    produce("all-returns", serialize_json(v12), kb, timestamp=ts, headers=hd)
+                    produce(
+                        "all-returns",
+                        serialize_json(v12),
+                        msg.key(),
+                        timestamp=msg.timestamp()[1],
+                        headers=msg.headers(),
+                    )
         except Exception as exc:  # the spec's error policy decides
             ctx.on_error(msg, exc)

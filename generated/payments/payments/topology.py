@@ -46,12 +46,14 @@ def process(records: Sequence[Message], ctx: Context) -> None:
             ctx.on_consume_error(msg)
             continue
         try:
-            kb = msg.key()
-            vb = msg.value()
-            ts = msg.timestamp()[1]
-            hd = msg.headers()
-            k1 = deserialize_string(kb)
+            k1 = deserialize_string(msg.key())
             if k1 == "unknown":
-                produce("unknown-payment", vb, kb, timestamp=ts, headers=hd)
+                produce(
+                    "unknown-payment",
+                    msg.value(),
+                    msg.key(),
+                    timestamp=msg.timestamp()[1],
+                    headers=msg.headers(),
+                )
         except Exception as exc:  # the spec's error policy decides
             ctx.on_error(msg, exc)
