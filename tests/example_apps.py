@@ -4,7 +4,10 @@ one broker never share a consumer group (or its lingering static members)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kgen import emit, render
 from kgen.load import load_spec
@@ -21,3 +24,34 @@ def build_example(name: str, app_id: str, out: Path) -> Path:
     app_dir = out / app_plan.package
     emit.write(render.render(app_plan), app_dir)
     return app_dir
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offset per partition (-1001: none), as the broker reports it.
+
+    Retries for up to 60 s while the group coordinator is not ready (a fresh broker creates
+    its offsets topic on first use)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                tps = [TopicPartition(topic, p) for p in range(partitions)]
+                return [tp.offset for tp in consumer.committed(tps, timeout=30)]
+            except KafkaException as exc:
+                if (
+                    time.monotonic() > deadline
+                    or (not exc.args[0].retriable()
+                    and exc.args[0].code()
+                    not in (
+                        KafkaError.NOT_COORDINATOR,
+                        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                        KafkaError.COORDINATOR_NOT_AVAILABLE,
+                    ))
+                ):
+                    raise
+                time.sleep(0.2)
+    finally:
+        consumer.close()

@@ -12,8 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from example_apps import build_example
+from example_apps import build_example, committed_offsets
 
 from kgen import emit, render, topics
 from kgen.load import load_spec
@@ -39,17 +38,6 @@ def _app(
         stdout=log.open("ab") if log else subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return [tp.offset for tp in consumer.committed(tps, timeout=30)]
-    finally:
-        consumer.close()
 
 
 def _build(tmp_path: Path, spec_text: str) -> Path:
@@ -104,8 +92,11 @@ steps = [{ map_values = "value['n'] * 2" }, { to = "ff-out" }]
     assert proc.returncode == 1, out.decode()[-3000:]
     assert b"record ff-in-0@1 failed" in out
     # Nothing at or past the bad record is committed: offsets, and output, stop before it.
-    assert _committed(kafka_bootstrap, "fail-fast", "ff-in", 1)[0] in (-1001, 0, 1)
-    assert [r.value for r in topics.read_committed(kafka_bootstrap, "ff-out")] in ([], [b"2"])
+    assert committed_offsets(kafka_bootstrap, "fail-fast", "ff-in", 1)[0] in (-1001, 0, 1)
+    assert [r.value for r in topics.read_committed(kafka_bootstrap, "ff-out")] in (
+        [],
+        [b"2"],
+    )
 
 
 def test_at_least_once_mode(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -123,7 +114,7 @@ def test_at_least_once_mode(kafka_bootstrap: str, tmp_path: Path) -> None:
     assert b"at_least_once" in out
     values = [r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment")]
     assert sorted(values) == sorted(str(i).encode() for i in range(1, 2000, 2))
-    assert sum(_committed(kafka_bootstrap, "payments-alos", "payment", 2)) == 2000
+    assert sum(committed_offsets(kafka_bootstrap, "payments-alos", "payment", 2)) == 2000
 
 
 def _last_assignment(log: Path) -> int:
@@ -160,7 +151,10 @@ def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path
         topics.produce_all(kafka_bootstrap, "payment", records)
         deadline = time.monotonic() + 120
         while (
-            sum(max(o, 0) for o in _committed(kafka_bootstrap, "payments-scale", "payment", 6))
+            sum(
+                max(o, 0)
+                for o in committed_offsets(kafka_bootstrap, "payments-scale", "payment", 6)
+            )
             < total
         ):
             assert time.monotonic() < deadline, [log.read_text()[-2000:] for log in logs]
@@ -173,7 +167,9 @@ def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path
     processed = [int(log.read_text().split("stopped: ")[1].split()[0]) for log in logs]
     # Both did real work, and together exactly all of it, once.
     assert all(n > 0 for n in processed) and sum(processed) == total, processed
-    values = Counter(r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment"))
+    values = Counter(
+        r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment")
+    )
     assert sorted(values) == sorted(str(i).encode() for i in range(0, total, 2))
     assert set(values.values()) == {1}
 
@@ -204,4 +200,4 @@ steps = [{ map_values = "value * 2000" }, { to = "ro-out" }]
     assert text.count("aborting and rewinding") == 5, text[-3000:]
     assert "5 transactions in a row aborted" in text
     assert topics.read_committed(kafka_bootstrap, "ro-out") == []
-    assert _committed(kafka_bootstrap, "refused-output", "ro-in", 1) == [-1001]
+    assert committed_offsets(kafka_bootstrap, "refused-output", "ro-in", 1) == [-1001]
