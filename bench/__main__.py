@@ -1,0 +1,113 @@
+"""`python -m bench run --records N --repeat R --systems kgen,copy --workloads filter`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.harness import RESULTS_DIR, Config, run
+from bench.measure import RunFailed
+from bench.systems import SYSTEMS
+from bench.workloads import WORKLOADS
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="preload the input, run every system, report")
+    r.add_argument("--records", type=int, default=1_000_000, help="input records (%(default)s)")
+    r.add_argument("--repeat", type=int, default=3, help="rounds per system (%(default)s)")
+    r.add_argument(
+        "--systems",
+        type=_names,
+        default=("kgen", "copy"),
+        help=f"comma-separated, run in this order each round; of: {', '.join(SYSTEMS)}",
+    )
+    r.add_argument(
+        "--workloads",
+        type=_names,
+        default=("filter",),
+        help=f"comma-separated; of: {', '.join(WORKLOADS)}",
+    )
+    r.add_argument(
+        "--bootstrap-servers",
+        help="a loopback broker to use (default: start kgen's local broker for the run)",
+    )
+    r.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help="where <date>.md goes (default bench/results)",
+    )
+    r.add_argument("--no-results", action="store_true", help="write no results file")
+    r.add_argument("--json", type=Path, help="also write every run as JSON here")
+    r.add_argument(
+        "--app-args",
+        default="",
+        help="extra command-line arguments for the kgen apps, e.g. '--batch-size 5000'",
+    )
+    r.add_argument(
+        "-X",
+        "--client-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting for every system's clients, e.g. fetch.queue.backoff.ms=10",
+    )
+    r.add_argument(
+        "--kgen-patch",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIFF",
+        help="apply this unified diff to the generated kgen apps (e.g. bench/proposals/*.patch)",
+    )
+    r.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (%(default)s)")
+    r.add_argument("--timeout", type=float, help="seconds per run (default: scaled with N)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.records < 1 or args.repeat < 1 or args.warmup < 0:
+        parser().error("--records and --repeat must be at least 1, --warmup at least 0")
+    bad = [c for c in args.client_config if "=" not in c]
+    if bad:
+        parser().error(f"-X takes KEY=VALUE, got {bad[0]!r}")
+    shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
+    config = Config(
+        records=args.records,
+        repeat=args.repeat,
+        systems=args.systems,
+        workloads=args.workloads,
+        bootstrap=args.bootstrap_servers,
+        results_dir=None if args.no_results else args.results_dir,
+        json_path=args.json,
+        app_args=args.app_args,
+        client_config=tuple(args.client_config),
+        warmup=args.warmup,
+        kgen_patches=tuple(args.kgen_patch),
+        timeout_s=args.timeout,
+        command=shlex.join(shown),
+    )
+    try:
+        results = run(config)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        # A system crashed or timed out: its log tail is in the message.
+        print(f"bench: run failed: {exc}", file=sys.stderr)
+        return 1
+    return 0 if results and all(r.verified for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

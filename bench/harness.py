@@ -1,0 +1,153 @@
+"""A benchmark run: broker, input, every (workload, system) round, the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import report
+from bench.broker import Broker
+from bench.data import SEED, Digest, Expected, records
+from bench.measure import RunResult, run_once
+from bench.systems import Kgen, System, make_systems
+from bench.workloads import INPUT_PARTITIONS, INPUT_TOPIC, WORKLOADS, Workload
+from kgen import topics
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Config:
+    records: int = 1_000_000
+    repeat: int = 3
+    systems: tuple[str, ...] = ("kgen", "copy")
+    workloads: tuple[str, ...] = ("filter",)
+    bootstrap: str | None = None
+    results_dir: Path | None = RESULTS_DIR
+    json_path: Path | None = None
+    seed: int = SEED
+    app_args: str = ""
+    # librdkafka KEY=VALUE settings for every system's clients (kgen apps: -X).
+    client_config: tuple[str, ...] = ()
+    # Unified diffs applied to the generated kgen apps (proposed template changes).
+    kgen_patches: tuple[Path, ...] = ()
+    # Unmeasured rounds first (reported as round 0): the broker JVM warms up on them.
+    warmup: int = 1
+    # Per run, from launch to done; None: scaled with the record count.
+    timeout_s: float | None = None
+    command: str = "python -m bench run"
+
+
+def say(text: str) -> None:
+    """Progress goes to stderr; the table alone goes to stdout."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def run(config: Config) -> list[RunResult]:
+    """Run every round and report; returns the results (verified or not)."""
+    started = time.perf_counter()
+    workloads = [_workload(name) for name in config.workloads]
+    systems = make_systems(
+        config.systems, config.client_config, config.app_args, config.kgen_patches
+    )
+    timeout = config.timeout_s or 120 + config.records / 2000
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp, Broker(config.bootstrap) as b:
+        workdir = Path(tmp)
+        say(f"broker {b.bootstrap}; work dir {workdir}")
+        b.warm_up()
+        for workload in workloads:
+            for system in systems:
+                system.prepare(workload, workdir)
+        expected = _preload(b, config, systems, workloads)
+        partitions = list(range(INPUT_PARTITIONS))
+        rounds = [0] * config.warmup + list(range(1, config.repeat + 1))
+        for workload in workloads:
+            for round_no in rounds:
+                # Systems alternate within each round (A B A B ...): drift hits all alike.
+                for system in systems:
+                    key, _ = system.expectation(workload)
+                    log = workdir / f"{system.name}-{workload.name}.log"
+                    t0 = time.perf_counter()
+                    result = run_once(
+                        b,
+                        system,
+                        workload=workload,
+                        expected=expected[key],
+                        total=config.records,
+                        partitions=partitions,
+                        round_no=round_no,
+                        log=log,
+                        timeout_s=timeout,
+                    )
+                    results.append(result)
+                    say(
+                        f"  {'warm-up' if round_no == 0 else f'round {round_no}':8} "
+                        f"{workload.name:8} {system.name:9} "
+                        f"{result.rate:>10,.0f} records/s  {result.seconds:6.2f} s  "
+                        f"rss {result.peak_rss_mib:4.0f} MiB  "
+                        f"{'verified' if result.verified else 'NOT VERIFIED: ' + result.note}"
+                        f"  ({time.perf_counter() - t0:.0f} s with reset and check)"
+                    )
+        info = {
+            "records": f"{config.records:,} (seed {config.seed})",
+            "input": f"{INPUT_TOPIC}, {INPUT_PARTITIONS} partitions, "
+            f"{expected['input'].size / max(expected['input'].count, 1):.0f} bytes/value avg",
+            "broker": b.description,
+            **report.machine(),
+            "systems": "; ".join(f"{s.name}: {s.description}" for s in systems),
+            "client config (all systems)": " ".join(config.client_config)
+            or "librdkafka defaults (plus each system's own settings)",
+            "kgen app arguments": config.app_args or "none",
+            "kgen apps (sha256 of the package files)": ", ".join(
+                f"{s.name}/{w.name} {s.fingerprint(w)}"
+                for s in systems
+                if isinstance(s, Kgen)
+                for w in workloads
+            )
+            or "none",
+            "kgen app patches": ", ".join(p.as_posix() for p in config.kgen_patches)
+            or "none (the app exactly as kgen generates it)",
+            "rounds": f"{config.warmup} warm-up (not counted), {config.repeat} measured",
+        }
+    wall = time.perf_counter() - started
+    print(report.table(report.summarize([r for r in results if r.round > 0])))
+    text = report.markdown(results, info, config.command, wall)
+    if config.results_dir is not None:
+        say(f"results: {report.write_results(text, config.results_dir)}")
+    if config.json_path is not None:
+        config.json_path.write_text(
+            json.dumps({"machine": info, "runs": [r.to_json() for r in results]}, indent=2)
+        )
+    say(f"whole run: {wall:.0f} s")
+    return results
+
+
+def _workload(name: str) -> Workload:
+    if name not in WORKLOADS:
+        raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return WORKLOADS[name]
+
+
+def _preload(
+    b: Broker, config: Config, systems: list[System], workloads: list[Workload]
+) -> dict[str, Digest]:
+    """Fill the input topic once for every round; return the digest of the input ('input')
+    and of each expected output."""
+    expectations = dict(s.expectation(w) for s in systems for w in workloads)
+    b.reset({INPUT_TOPIC: INPUT_PARTITIONS}, [s.group(w) for s in systems for w in workloads])
+    say(f"preloading {config.records:,} records into {INPUT_TOPIC} ...")
+    t0 = time.perf_counter()
+    expected = Expected(expectations)
+    source = expected.feed(records(config.records, config.seed))
+    topics.produce_all(b.bootstrap, INPUT_TOPIC, source)
+    ends = b.end_offsets(INPUT_TOPIC)
+    if sum(ends.values()) != config.records:
+        got = sum(ends.values())
+        raise RuntimeError(f"{INPUT_TOPIC} holds {got} records, not {config.records}")
+    say(f"preloaded in {time.perf_counter() - t0:.1f} s: {ends}")
+    return {"input": expected.input, **expected.outputs}

@@ -1,0 +1,201 @@
+"""Systems under test: how each one is built, launched, and what it must write.
+
+A later harness adds Kafka Streams (Java) and Quix Streams here, beside these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.data import Expectation
+from bench.workloads import INPUT_TOPIC, Workload
+
+COPY_SCRIPT = Path(__file__).resolve().parent / "copy_loop.py"
+# Safety net for a harness that dies without stopping what it launched: the app stops by itself
+# after this long without input (it gets SIGTERM long before in a normal run).
+IDLE_STOP_S = 60
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class System:
+    """One way of running a workload: built once per workload, launched once per round.
+
+    `client_config` (librdkafka KEY=VALUE settings) goes to every system's clients alike.
+    """
+
+    name = ""
+    description = ""
+
+    def __init__(self, client_config: Iterable[str] = ()) -> None:
+        self.client_args = [arg for item in client_config for arg in ("-X", item)]
+
+    def prepare(self, workload: Workload, workdir: Path) -> None:
+        """Build what the system needs for `workload` (not timed)."""
+
+    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+        raise NotImplementedError
+
+    def group(self, workload: Workload) -> str:
+        """The consumer group whose committed offsets tell the system's progress."""
+        raise NotImplementedError
+
+    def output_topic(self, workload: Workload) -> str:
+        raise NotImplementedError
+
+    def expectation(self, workload: Workload) -> tuple[str, Expectation]:
+        """A name (systems with the same one expect the same output) and the expectation."""
+        return workload.name, workload.expect
+
+
+class Kgen(System):
+    """The app kgen generates from the workload's spec, as users run it (exactly-once)."""
+
+    name = "kgen"
+    description = "kgen-generated app, exactly-once (default settings)"
+    extra_args: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        client_config: Iterable[str] = (),
+        app_args: Iterable[str] = (),
+        patches: Iterable[Path] = (),
+    ) -> None:
+        super().__init__(client_config)
+        self.app_args = tuple(app_args)
+        self.patches = tuple(patches)
+        self.apps: dict[str, tuple[Path, str, str]] = {}
+
+    def prepare(self, workload: Workload, workdir: Path) -> None:
+        if workload.name in self.apps:
+            return
+        root = workdir / f"{self.name}-{workload.name}"
+        self.apps[workload.name] = build_app(workload.spec, root)
+        for patch in self.patches:
+            apply_patch(patch, root)
+
+    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+        root, package, _ = self.apps[workload.name]
+        argv = [sys.executable, "-m", package, "--bootstrap-servers", bootstrap]
+        argv += ["--stop-when-idle", str(IDLE_STOP_S), *self.extra_args]
+        argv += [*self.client_args, *self.app_args]
+        return Launch(argv, root, {"PYTHONPATH": str(root)})
+
+    def group(self, workload: Workload) -> str:
+        return self.apps[workload.name][2]
+
+    def fingerprint(self, workload: Workload) -> str:
+        """What exactly ran: kgen's templates change, so results name the app's code by the
+        sha256 of its package files (12 hex digits)."""
+        root, package, _ = self.apps[workload.name]
+        digest = hashlib.sha256()
+        for path in sorted((root / package).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:12]
+
+    def output_topic(self, workload: Workload) -> str:
+        return workload.output_topic
+
+
+class KgenAtLeastOnce(Kgen):
+    """The same app under at-least-once with the same 100 ms commits: what the transactions
+    cost, next to `kgen`."""
+
+    name = "kgen-alo"
+    description = "the same app, --guarantee at_least_once, commits every 100 ms"
+    extra_args = ("--guarantee", "at_least_once", "--commit-interval-ms", "100")
+
+
+class Copy(System):
+    """The baseline: bench/copy_loop.py, a plain consume -> produce loop without transactions."""
+
+    name = "copy"
+    description = "plain confluent-kafka consume->produce copy loop, no transactions"
+
+    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+        argv = [sys.executable, str(COPY_SCRIPT), "--bootstrap-servers", bootstrap]
+        argv += ["--input", INPUT_TOPIC, "--output", self.output_topic(workload)]
+        argv += ["--group", self.group(workload), "--max-seconds", "3600", *self.client_args]
+        return Launch(argv, COPY_SCRIPT.parent)
+
+    def group(self, workload: Workload) -> str:
+        return "bench-copy"
+
+    def output_topic(self, workload: Workload) -> str:
+        return "bench-copy-out"
+
+    def expectation(self, workload: Workload) -> tuple[str, Expectation]:
+        return "copy", _everything
+
+
+def _everything(_key: bytes, value: bytes, _obj: dict[str, Any]) -> Iterable[bytes]:
+    return (value,)
+
+
+def build_app(spec: Path, root: Path) -> tuple[Path, str, str]:
+    """Generate the app of `spec` into `root` with kgen's API; returns (root, package,
+    application id)."""
+    # Imported here: only the kgen system needs the generator.
+    from kgen import emit, render
+    from kgen.load import load_spec
+    from kgen.planner import plan
+
+    loaded = load_spec(spec, display_path=f"bench/specs/{spec.name}")
+    app = plan(loaded)
+    emit.write(render.render(app), root)
+    return root, app.package, app.app_id
+
+
+def apply_patch(patch: Path, root: Path) -> None:
+    """Apply a unified diff (paths like a/<package>/runtime.py) to a generated app: how a
+    proposed change of the templates is measured before it is made (bench/proposals/)."""
+    result = subprocess.run(
+        ["patch", "-p1", "--batch", "--forward", "-d", str(root), "-i", str(patch.resolve())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise ValueError(f"{patch} does not apply to the generated app:\n{result.stdout}")
+
+
+SYSTEMS: dict[str, type[System]] = {s.name: s for s in (Kgen, KgenAtLeastOnce, Copy)}
+
+
+def make_systems(
+    names: Iterable[str],
+    client_config: Iterable[str] = (),
+    app_args: str = "",
+    patches: Iterable[Path] = (),
+) -> list[System]:
+    """Systems by name, in the order given; `app_args` go to the kgen apps' command line and
+    `patches` are applied to the kgen apps after they are generated."""
+    out: list[System] = []
+    for name in names:
+        if name not in SYSTEMS:
+            raise ValueError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
+        cls = SYSTEMS[name]
+        if issubclass(cls, Kgen):
+            out.append(cls(client_config, shlex.split(app_args), patches))
+        else:
+            out.append(cls(client_config))
+    return out
+
+
+def child_env(launch: Launch) -> dict[str, str]:
+    """The environment of a launched system: ours, plus what the launch adds."""
+    return {**os.environ, **launch.env}
