@@ -70,11 +70,12 @@ def test_records_without_a_key_are_dropped() -> None:
     )
 
 
-def test_malformed_record_1_follows_on_error_fail() -> None:
-    """A record that cannot be decoded (payment) is handled as the spec says."""
+@pytest.mark.parametrize("topic", ("payment",))
+def test_malformed_record_follows_on_error_fail(topic: str) -> None:
+    """A record that cannot be decoded is handled as the spec says."""
     driver = TopologyTestDriver()
     with pytest.raises(ProcessingFailed, match="failed"):
-        driver.pipe_raw("payment", b"\xff", b"\xff", timestamp=5)
+        driver.pipe_raw(topic, b"\xff", b"\xff", timestamp=5)
     assert all(driver.is_empty(t) for t in SINK_TOPICS)
 
 
