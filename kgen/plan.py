@@ -6,7 +6,7 @@ deterministically, so the same spec always renders the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -101,12 +101,3 @@ class AppPlan:
     kgen_version: str
     spec_path: str
     spec_sha256: str
-    spec_text_lines: tuple[str, ...] = field(default=())
-
-    @property
-    def created_topics(self) -> tuple[TopicPlan, ...]:
-        return tuple(t for t in self.topics if t.partitions is not None)
-
-    @property
-    def exactly_once(self) -> bool:
-        return self.guarantee == "exactly_once"
