@@ -12,11 +12,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import BuildApp
 from example_apps import build_example, committed_offsets
 
-from kgen import emit, render, topics
-from kgen.load import load_spec
-from kgen.planner import plan
+from kgen import topics
 
 pytestmark = pytest.mark.broker
 
@@ -28,7 +27,7 @@ def _app(
         [
             sys.executable,
             "-m",
-            app_dir.name.replace("-", "_"),
+            next(m.parent.name for m in app_dir.glob("*/__main__.py")),
             "--bootstrap-servers",
             bootstrap,
             *args,
@@ -40,18 +39,8 @@ def _app(
     )
 
 
-def _build(tmp_path: Path, spec_text: str) -> Path:
-    spec = tmp_path / "spec.toml"
-    spec.write_text(spec_text)
-    app_plan = plan(load_spec(spec))
-    out = tmp_path / app_plan.package
-    emit.write(render.render(app_plan), out)
-    return out
-
-
-def test_missing_topics_are_named(kafka_bootstrap: str, tmp_path: Path) -> None:
-    app = _build(
-        tmp_path,
+def test_missing_topics_are_named(kafka_bootstrap: str, build_app: BuildApp) -> None:
+    app = build_app(
         """
 app = "missing-topics"
 [topics.nowhere-in]
@@ -61,16 +50,16 @@ name = "s"
 from = "nowhere-in"
 steps = [{ to = "nowhere-out" }]
 """,
-    )
+        "missing-topics",
+    ).root
     proc = _app(app, kafka_bootstrap)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert b"missing topics: nowhere-in, nowhere-out" in out
 
 
-def test_fail_policy_stops_before_the_bad_record(kafka_bootstrap: str, tmp_path: Path) -> None:
-    app = _build(
-        tmp_path,
+def test_fail_policy_stops_before_the_bad_record(kafka_bootstrap: str, build_app: BuildApp) -> None:
+    app = build_app(
         """
 app = "fail-fast"
 on_error = "fail"
@@ -83,7 +72,8 @@ name = "s"
 from = "ff-in"
 steps = [{ map_values = "value['n'] * 2" }, { to = "ff-out" }]
 """,
-    )
+        "fail-fast",
+    ).root
     topics.recreate_topics(kafka_bootstrap, {"ff-in": 1, "ff-out": 1}, groups=["fail-fast"])
     records = [(b"a", b'{"n": 1}'), (b"b", b"not json"), (b"c", b'{"n": 3}')]
     topics.produce_all(kafka_bootstrap, "ff-in", records)
@@ -167,19 +157,18 @@ def test_two_instances_share_the_partitions(kafka_bootstrap: str, tmp_path: Path
     processed = [int(log.read_text().split("stopped: ")[1].split()[0]) for log in logs]
     # Both did real work, and together exactly all of it, once.
     assert all(n > 0 for n in processed) and sum(processed) == total, processed
-    values = Counter(
-        r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment")
-    )
+    values = Counter(r.value for r in topics.read_committed(kafka_bootstrap, "unknown-payment"))
     assert sorted(values) == sorted(str(i).encode() for i in range(0, total, 2))
     assert set(values.values()) == {1}
 
 
-def test_refused_output_aborts_rewinds_then_gives_up(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_refused_output_aborts_rewinds_then_gives_up(
+    kafka_bootstrap: str, build_app: BuildApp
+) -> None:
     """The broker refuses an output record (larger than the sink topic allows): each commit
     fails and is aborted, the input is rewound and processed again; after a few aborts in a
     row the app stops (exit 3) and nothing is committed, output or offsets."""
-    app = _build(
-        tmp_path,
+    app = build_app(
         """
 app = "refused-output"
 [topics.ro-in]
@@ -189,7 +178,8 @@ name = "s"
 from = "ro-in"
 steps = [{ map_values = "value * 2000" }, { to = "ro-out" }]
 """,
-    )
+        "refused-output",
+    ).root
     topics.recreate_topics(kafka_bootstrap, {"ro-in": 1}, groups=["refused-output"])
     topics.recreate_topics(kafka_bootstrap, {"ro-out": 1}, config={"max.message.bytes": "1000"})
     topics.produce_all(kafka_bootstrap, "ro-in", [(b"k", b"ok"), (b"k", b"big")])
