@@ -26,7 +26,7 @@ from kgen import topics
 
 GROUP = "payments-eos"
 TRANSACTION_TIMEOUT_S = 10  # the generated app's transaction.timeout.ms, as Kafka Streams'
-RECORDS = 120_000
+RECORDS = 300_000
 PARTITIONS = 3
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -86,10 +86,10 @@ def test_sigkill_twice_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -
     # The payments example as app 'payments-eos': its own consumer group on the shared broker.
     app = build_example("payments", GROUP, tmp_path)
     log = tmp_path / "app.log"
-    first = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
+    first = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
     killed_at = [_kill_mid_stream(bootstrap, first, 0)]
 
-    second = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "200")
+    second = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
     killed_at.append(_kill_mid_stream(bootstrap, second, killed_at[0]))
     last_kill = time.monotonic()
 
