@@ -15,7 +15,24 @@ from typing import TYPE_CHECKING, Any
 
 from kgen import expr
 from kgen.errors import Loc, SpecError
-from kgen.spec import BranchStep, DynamicTo, FunctionRef, Logic, Merge, Spec, Stream, To
+from kgen.flow import AGGREGATIONS, ALLOWED, Flow, flows, is_terminal, step_allowed
+from kgen.spec import (
+    Aggregate,
+    BranchStep,
+    DynamicTo,
+    FunctionRef,
+    GroupBy,
+    GroupByKey,
+    Logic,
+    Merge,
+    Reduce,
+    Spec,
+    StepBase,
+    Stream,
+    Table,
+    To,
+    ToStream,
+)
 
 if TYPE_CHECKING:
     from kgen.load import Locator
@@ -29,8 +46,20 @@ def package_name(app: str) -> str:
     return app.replace("-", "_")
 
 
-def is_terminal(step: object) -> bool:
-    return isinstance(step, (To, BranchStep))
+__all__ = ["check", "is_terminal", "package_name"]
+
+
+def entries(spec: Spec) -> list[tuple[Loc, Stream | Table]]:
+    """Streams and tables with where they are declared."""
+    out: list[tuple[Loc, Stream | Table]] = [
+        (("streams", i), s) for i, s in enumerate(spec.streams)
+    ]
+    out += [(("tables", i), t) for i, t in enumerate(spec.tables)]
+    return out
+
+
+def ends_as_stream(stream: Stream) -> bool:
+    return flows("stream", stream.steps)[-1] == "stream"
 
 
 def stream_outputs(spec: Spec) -> dict[str, Loc]:
@@ -39,7 +68,7 @@ def stream_outputs(spec: Spec) -> dict[str, Loc]:
     'to' or 'branch' step has no output of its own, even if (wrongly) more steps follow."""
     out: dict[str, Loc] = {}
     for i, stream in enumerate(spec.streams):
-        if not any(is_terminal(step) for step in stream.steps):
+        if not any(is_terminal(step) for step in stream.steps) and ends_as_stream(stream):
             out.setdefault(stream.name, ("streams", i, "name"))
         for j, step in enumerate(stream.steps):
             if isinstance(step, BranchStep):
@@ -68,7 +97,7 @@ def stream_readers(spec: Spec) -> dict[str, list[Loc]]:
 def written_topics(spec: Spec) -> set[str]:
     """The topics the app writes to: sinks, branch topics and the dead-letter topic."""
     out = set()
-    for stream in spec.streams:
+    for _, stream in entries(spec):
         for step in stream.steps:
             if isinstance(step, To):
                 out.update(step.to.topics if isinstance(step.to, DynamicTo) else [step.to])
@@ -116,6 +145,8 @@ class _Checker:
         self.check_app()
         self.check_topics()
         self.check_streams()
+        self.check_tables()
+        self.check_stores()
         self.check_graph()
         self.check_tests()
         return self.problems
@@ -176,11 +207,11 @@ class _Checker:
             hint = f"{close} If not, {declare}" if close else declare
             self.error(loc, f"unknown topic {topic!r} (declared: {_listing(declared)})", hint)
 
-    def logic(self, loc: Loc, logic: Logic) -> None:
+    def logic(self, loc: Loc, logic: Logic, agg: bool = False) -> None:
         if isinstance(logic, FunctionRef):
             return
         try:
-            expr.parse(logic, self.modules)
+            expr.parse(logic, self.modules, agg=agg)
         except expr.ExpressionError as exc:
             self.expression_error(loc, logic, exc)
 
@@ -253,10 +284,70 @@ class _Checker:
                 self.topic_ref(loc, topic)
             self.check_steps(i, stream)
 
-    def check_steps(self, i: int, stream: Stream) -> None:
+    def check_tables(self) -> None:
+        names: dict[str, Loc] = {
+            s.name: ("streams", i, "name") for i, s in enumerate(self.spec.streams)
+        }
+        for i, table in enumerate(self.spec.tables):
+            loc: Loc = ("tables", i, "name")
+            if table.name in names:
+                first = self.line(names[table.name])
+                self.error(
+                    loc,
+                    f"duplicate name {table.name!r}",
+                    f"the stream or table at line {first} has it already; names must be unique",
+                )
+            names.setdefault(table.name, loc)
+            self.topic_ref(("tables", i, "from"), table.from_)
+            self.check_steps(i, table, "tables")
+            final = flows("table", table.steps)[-1]
+            if final == "stream" and not any(is_terminal(s) for s in table.steps):
+                self.error(
+                    ("tables", i, "steps", len(table.steps) - 1),
+                    f"table {table.name!r} turns into a stream that goes nowhere",
+                    "end it with { to = '<topic>' }",
+                )
+
+    def store_writers(self) -> dict[str, list[Loc]]:
+        """Every store, with the places that write it: tables and aggregations."""
+        writers: dict[str, list[Loc]] = {}
+        for i, table in enumerate(self.spec.tables):
+            writers.setdefault(table.store, []).append(("tables", i, "store"))
+        for base, entry in entries(self.spec):
+            for j, step in enumerate(entry.steps):
+                if isinstance(step, AGGREGATIONS):
+                    writers.setdefault(step.store, []).append((*base, "steps", j, "store"))
+        return writers
+
+    def check_stores(self) -> None:
+        writers = self.store_writers()
+        for name, locs in writers.items():
+            for loc in locs[1:]:
+                self.error(
+                    loc,
+                    f"store {name!r} is written by two operations",
+                    f"the one at line {self.line(locs[0])} writes it already; every table and "
+                    "aggregation needs a store of its own",
+                )
+        for name in self.spec.stores:
+            if name not in writers:
+                self.error(
+                    ("stores", name),
+                    f"unknown store {name!r}: no table or aggregation writes it "
+                    f"(stores: {_listing(list(writers))})",
+                    _did_you_mean(name, list(writers))
+                    or "a store is named by a table's or an aggregation's store = '...'",
+                )
+
+    def check_steps(self, i: int, stream: Stream | Table, kind: str = "streams") -> None:
         names: dict[str, int] = {}
+        start: Flow = "table" if kind == "tables" else "stream"
+        before = flows(start, stream.steps)
         for j, step in enumerate(stream.steps):
-            base: Loc = ("streams", i, "steps", j)
+            base: Loc = (kind, i, "steps", j)
+            flow = before[j]
+            if not step_allowed(flow, step):
+                self.flow_error(base, flow, step)
             if (
                 j > 0
                 and is_terminal(stream.steps[j - 1])
@@ -272,14 +363,16 @@ class _Checker:
                 )
             if step.name is not None:
                 if step.name in names:
-                    first = self.line(("streams", i, "steps", names[step.name], "name"))
+                    first = self.line((kind, i, "steps", names[step.name], "name"))
                     self.error(
                         (*base, "name"),
                         f"duplicate step name {step.name!r} in stream {stream.name!r}",
                         f"the step at line {first} has it already",
                     )
                 names.setdefault(step.name, j)
-            if isinstance(step, To):
+            if isinstance(step, (GroupBy, GroupByKey, ToStream, *AGGREGATIONS)):
+                self.check_stateful(base, step, before[j])
+            elif isinstance(step, To):
                 if isinstance(step.to, DynamicTo):
                     self.logic((*base, "to", "topic"), step.to.topic)
                     for t, topic in enumerate(step.to.topics):
@@ -293,6 +386,62 @@ class _Checker:
             else:
                 op = next(k for k in type(step).model_fields if k != "name")
                 self.logic((*base, op), getattr(step, op))
+        if before[-1] in ("grouped", "grouped_table"):
+            self.error(
+                (kind, i, "steps", len(stream.steps) - 1),
+                f"{kind[:-1]} {stream.name!r} ends grouped",
+                f"a grouped {kind[:-1]} goes on with {ALLOWED[before[-1]]}",
+            )
+
+    def flow_error(self, loc: Loc, flow: Flow, step: StepBase) -> None:
+        op = next(k for k in type(step).model_fields if k != "name")
+        if flow == "stream" and isinstance(step, AGGREGATIONS):
+            self.error(
+                loc,
+                f"{op} needs a grouped stream",
+                "add { group_by_key = true } (or a group_by) before it",
+            )
+        elif flow == "stream":
+            self.error(loc, "to_stream turns a table into a stream; this is a stream already")
+        elif flow in ("grouped", "grouped_table"):
+            self.error(
+                loc,
+                f"a grouped {'table' if flow == 'grouped_table' else 'stream'} goes on with "
+                f"{ALLOWED[flow]}, not {op}",
+            )
+        else:
+            self.error(
+                loc,
+                f"{op} does not apply to a table; a table goes on with {ALLOWED['table']}",
+                "add { to_stream = true } before it to work on the table's updates as a stream",
+            )
+
+    def check_stateful(self, base: Loc, step: StepBase, flow: Flow) -> None:
+        if isinstance(step, GroupBy):
+            self.logic((*base, "group_by"), step.group_by)
+        if isinstance(step, GroupByKey) and flow == "table":
+            return  # reported by the flow check
+        if isinstance(step, (Reduce, Aggregate)):
+            op = "reduce" if isinstance(step, Reduce) else "aggregate"
+            self.logic((*base, op), getattr(step, op), agg=True)
+            if isinstance(step, Aggregate):
+                self.logic((*base, "init"), step.init)
+            if step.subtract is not None:
+                self.logic((*base, "subtract"), step.subtract, agg=True)
+                if flow == "grouped":
+                    self.error(
+                        (*base, "subtract"),
+                        "subtract is only for grouped tables: a stream's records are never "
+                        "taken back",
+                        "drop it",
+                    )
+            elif flow == "grouped_table":
+                self.error(
+                    base,
+                    f"{op} on a grouped table needs subtract",
+                    "a table's update first takes the old value out of its group: add "
+                    "subtract = '<expression over agg and value>'",
+                )
 
     def check_branch(self, base: Loc, step: BranchStep) -> None:
         names: dict[str, int] = {}
@@ -353,6 +502,11 @@ class _Checker:
         streams = {s.name: s for s in self.spec.streams}
         stream_name, _, branch_name = name.partition(".")
         stream = streams.get(stream_name)
+        if stream is not None and not branch_name and not ends_as_stream(stream):
+            return (
+                f"stream {name!r} ends as a table and cannot be read as a stream",
+                "add { to_stream = true } as its last step",
+            )
         if stream is not None and not branch_name:
             ends = next((s for s in stream.steps if is_terminal(s)), None)
             if isinstance(ends, To):
@@ -423,7 +577,8 @@ class _Checker:
 
     def check_tests(self) -> None:
         declared = set(self.spec.topics)
-        sources = {t for s in self.spec.streams for t in s.from_topics}
+        sources = {t for _, s in entries(self.spec) for t in s.from_topics}
+        stores = self.store_writers()
         # A stream reading an undeclared topic is already reported; a test feeding the topic
         # it probably meant is not a second mistake.
         broken_source = bool(sources - declared)
@@ -465,6 +620,20 @@ class _Checker:
                     )
                     continue
                 self.check_record(loc, record.topic, record.key, record.value, expect=True)
+            for name, content in case.stores.items():
+                if name not in stores:
+                    self.error(
+                        ("tests", c, "stores", name),
+                        f"unknown store {name!r} (stores: {_listing(list(stores))})",
+                        _did_you_mean(name, list(stores)),
+                    )
+                    continue
+                for e, entry in enumerate(content):
+                    if isinstance(entry.key, (dict, list)) or entry.key is None:
+                        self.error(
+                            ("tests", c, "stores", name, e, "key"),
+                            "a store key in a test is a string or a number",
+                        )
 
     def check_record(self, loc: Loc, topic: str, key: Any, value: Any, expect: bool) -> None:
         formats = self.spec.topics[topic]

@@ -18,10 +18,15 @@ def _predecessors(plan: AppPlan) -> dict[str, list[str]]:
 
 
 def _label(proc: Processor) -> str:
-    if proc.kind == "source":
-        return f"Source: {proc.name} (topics: [{', '.join(proc.topics)}])"
-    if proc.kind in ("sink", "dynamic_sink"):
-        which = proc.topics[0] if proc.kind == "sink" else "one of [" + ", ".join(proc.topics) + "]"
+    if proc.kind in ("source", "table_source"):
+        store = f", {proc.detail}" if proc.kind == "table_source" else ""
+        return f"Source: {proc.name} (topics: [{', '.join(proc.topics)}]{store})"
+    if proc.kind in ("sink", "dynamic_sink", "repartition"):
+        which = (
+            proc.topics[0]
+            if proc.kind != "dynamic_sink"
+            else "one of [" + ", ".join(proc.topics) + "]"
+        )
         return f"Sink: {proc.name} (topic: {which})"
     return f"Processor: {proc.name} ({proc.detail})"
 
@@ -106,9 +111,9 @@ def _edges(plan: AppPlan, ids: dict[str, str], fmt: str) -> list[str]:
     for sub in plan.subtopologies:
         for proc in sub.processors:
             me = ids["proc:" + proc.name]
-            if proc.kind == "source":
+            if proc.kind in ("source", "table_source"):
                 out.extend(fmt.format(a=ids["topic:" + t], b=me) for t in proc.topics)
-            if proc.kind in ("sink", "dynamic_sink"):
+            if proc.kind in ("sink", "dynamic_sink", "repartition"):
                 out.extend(fmt.format(a=me, b=ids["topic:" + t]) for t in proc.topics)
             out.extend(fmt.format(a=me, b=ids["proc:" + s]) for s in proc.successors)
     return out

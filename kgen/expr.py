@@ -13,6 +13,8 @@ import builtins
 from dataclasses import dataclass
 
 RECORD_NAMES = ("key", "value", "timestamp", "headers")
+# An aggregation's adder and subtractor also see the aggregate so far.
+AGG = "agg"
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -71,7 +73,7 @@ _FORBIDDEN: dict[type[ast.AST], str] = {
 }
 
 
-def _check_scope(body: ast.expr) -> None:
+def _check_scope(body: ast.expr, names: tuple[str, ...]) -> None:
     for node in ast.walk(body):
         message = _FORBIDDEN.get(type(node))
         if message is not None:
@@ -83,14 +85,16 @@ def _check_scope(body: ast.expr) -> None:
             name, offset = node.arg, node.col_offset
         else:
             continue
-        if name in RECORD_NAMES:
+        if name in names:
             raise ExpressionError(
                 f"{name!r} is the record's {name}: name the variable differently", offset
             )
 
 
-def parse(source: str, modules: frozenset[str]) -> Expression:
-    """Parse one expression and check every free name it reads."""
+def parse(source: str, modules: frozenset[str], agg: bool = False) -> Expression:
+    """Parse one expression and check every free name it reads; `agg` allows the name
+    `agg` (an aggregation's adder or subtractor)."""
+    names = (*RECORD_NAMES, AGG) if agg else RECORD_NAMES
     if not source.strip():
         raise ExpressionError("empty expression")
     try:
@@ -99,14 +103,14 @@ def parse(source: str, modules: frozenset[str]) -> Expression:
         offset = (exc.offset - 1) if exc.offset else None
         raise ExpressionError(f"not a Python expression: {exc.msg}", offset) from None
     body = tree.body
-    _check_scope(body)
+    _check_scope(body, names)
     bound = _bound_names(body)
     roots = {m.split(".")[0] for m in modules}
     uses: set[str] = set()
     for node in ast.walk(body):
         if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)):
             continue
-        if node.id in RECORD_NAMES:
+        if node.id in names:
             uses.add(node.id)
         elif node.id in bound or node.id in roots:
             continue

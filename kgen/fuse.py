@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from kgen import expr
 from kgen.graph import Node
-from kgen.spec import FunctionRef, Logic
+from kgen.spec import Aggregate, FunctionRef, Logic, Reduce
+
+# The header that marks a grouped table's repartition record as taking a value out of its
+# group (the record with the value to add has none).
+SUBTRACT_HEADERS = '[("kgen.change", b"-")]'
+# Value formats of aggregation stores.
+COUNT_FORMAT = "long"
+AGGREGATE_FORMAT = "json"
 
 
 @dataclass(frozen=True)
@@ -56,9 +63,16 @@ class Fuser:
         self.lines: list[str] = []
         self.counter = 0
         self.serde: set[str] = set()
+        # Where the current code finds the record's partition (the store's partition).
+        self.partition = "(msg.partition() or 0)"
+        # Store name -> (key format, value format), as the code that writes it found them.
+        self.store_formats: dict[str, TopicFormats] = {}
+        # Stateful nodes whose updates run downstream code: emitted as functions of their own.
+        self.stateful: list[Node] = []
 
     def fuse(self, source: Node, topic: str) -> list[str]:
         self.lines = []
+        self.partition = "(msg.partition() or 0)"
         formats = self.topics[topic]
         # Every part of the record is read from the message where it is used, and only then:
         # a record a filter drops never has its timestamp or headers fetched.
@@ -68,9 +82,64 @@ class Fuser:
             "timestamp": Var(None, "msg.timestamp()[1]"),
             "headers": Var(None, "msg.headers()"),
         }
+        if source.kind == "table_source":
+            self.table_source(source, env, formats)
+            return self.lines
         for child in source.children:
             self.node(child, dict(env), 0)
         return self.lines
+
+    def emit_function(self, node: Node) -> list[str]:
+        """The body of `_emit_<store>(ctx, part, key, old, new, ts)`: what a store's updates
+        go on to, run when the store's cache flushes. `key` is the store's key bytes; `old`
+        and `new` are decoded aggregates, or for a table the values' bytes."""
+        assert node.store is not None
+        self.lines = []
+        self.partition = "part"
+        formats = self.store_formats[node.store]
+        raw_values = node.kind == "table_source"
+        env = {
+            "key": Var(None, "key", formats.key),
+            "value": Var(None, "new", formats.value) if raw_values else Var("new"),
+            "timestamp": Var("ts"),
+            "headers": Var("None"),
+        }
+        old = Var(None, "old", formats.value) if raw_values else Var("old")
+        self.emit(0, "produce = ctx.produce")
+        for child in node.children:
+            self.updates(child, dict(env), old)
+        return self.lines
+
+    def updates(self, node: Node, env: Env, old: Var) -> None:
+        """Downstream of a table: `to`, `to_stream` and a table's group_by."""
+        if node.kind == "to_stream":
+            self.children(node, env, 0)
+        elif node.kind == "sink":
+            self.produce(node.topics[0], env, 0, repr(node.topics[0]))
+        elif node.kind == "repartition":
+            for side, var, headers in (
+                ("old", old, SUBTRACT_HEADERS),
+                ("new", env["value"], "None"),
+            ):
+                self.emit(0, f"if {side} is not None:")
+                side_env = dict(env, value=var, headers=Var(headers))
+                self.repartition(node, side_env, 1)
+        else:  # pragma: no cover - the checks allow nothing else after a table
+            raise AssertionError(node.kind)
+
+    def table_source(self, node: Node, env: Env, formats: TopicFormats) -> None:
+        """A table's source record upserts its key (a null value deletes it); records without
+        a key are dropped, as in Kafka Streams."""
+        assert node.store is not None
+        self.store_formats[node.store] = formats
+        self.stateful.append(node)
+        key = env["key"].raw
+        self.emit(0, f"if {key} is not None:")
+        self.emit(
+            1,
+            f"ctx.store({node.store!r}, {self.partition}).put({key}, {env['value'].raw}, "
+            f"{self.plain(env, 'timestamp')})",
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -116,16 +185,20 @@ class Fuser:
     def uses(self, logic: Logic) -> frozenset[str]:
         if isinstance(logic, FunctionRef):
             return frozenset({"key", "value"})
-        return expr.parse(logic, self.modules).uses
+        return expr.parse(logic, self.modules, agg=True).uses
 
-    def call(self, logic: Logic, env: Env) -> str:
-        """Code evaluating `logic` over the (already decoded) record in env."""
+    def call(self, logic: Logic, env: Env, agg: str | None = None) -> str:
+        """Code evaluating `logic` over the (already decoded) record in env; `agg` names the
+        aggregate so far, for an aggregation's adder and subtractor."""
         if isinstance(logic, FunctionRef):
             alias = self.aliases.get(logic.function) or function_alias(logic)
-            return f"{alias}({env['key'].name}, {env['value'].name})"
+            args = f"{env['key'].name}, {env['value'].name}"
+            return f"{alias}({args}, {agg})" if agg else f"{alias}({args})"
         # Only what the expression reads is decoded (prepare); the rest is never named.
         names = {f: var.name for f, var in env.items() if var.name is not None}
-        return expr.parse(logic, self.modules).render(names)
+        if agg is not None:
+            names[expr.AGG] = agg
+        return expr.parse(logic, self.modules, agg=agg is not None).render(names)
 
     def prepare(self, logics: list[Logic], env: Env, depth: int) -> None:
         needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
@@ -143,6 +216,12 @@ class Fuser:
         kind = node.kind
         if kind in ("merge", "passthrough", "branch_child"):
             self.children(node, env, depth)
+            return
+        if kind == "repartition":
+            self.repartition(node, env, depth)
+            return
+        if kind in ("count", "reduce", "aggregate"):
+            self.aggregation(node, env, depth)
             return
         if kind == "sink":
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
@@ -232,3 +311,89 @@ class Fuser:
             depth,
             f"produce({topic_code}, {value}, {key}, timestamp={timestamp}, headers={headers})",
         )
+
+    # -- stateful ----------------------------------------------------------------------------
+
+    def repartition(self, node: Node, env: Env, depth: int) -> None:
+        """group_by: write the record, keyed by the group, to the repartition topic; records
+        whose group is null are dropped, as in Kafka Streams."""
+        if node.logic is not None:
+            self.prepare([node.logic], env, depth)
+            k = self.fresh("k")
+            self.emit(depth, f"{k} = {self.call(node.logic, env)}")
+            env["key"] = Var(k)
+        key = env["key"]
+        self.emit(depth, f"if {key.name or key.raw} is not None:")
+        self.produce(node.topics[0], env, depth + 1, repr(node.topics[0]))
+
+    def aggregation(self, node: Node, env: Env, depth: int) -> None:
+        """count, reduce, aggregate: fold the record into its key's aggregate in the store.
+        Null keys and null values are dropped, as in Kafka Streams. The aggregate's timestamp
+        is the latest of its records'."""
+        assert node.store is not None and node.step is not None
+        step = node.step
+        key = env["key"]
+        key_format = key.fmt or "string"
+        value_format = COUNT_FORMAT if node.kind == "count" else AGGREGATE_FORMAT
+        self.store_formats[node.store] = TopicFormats(key_format, value_format)
+        self.stateful.append(node)
+        kb = self.fresh("kb")
+        self.emit(depth, f"{kb} = {self.encoded(env, 'key', key_format)}")
+        value = env["value"]
+        guard = f"{kb} is not None"
+        if not node.table:
+            guard += f" and {value.name or value.raw} is not None"
+        self.emit(depth, f"if {guard}:")
+        depth += 1
+        logics: list[Logic] = []
+        if isinstance(step, (Reduce, Aggregate)):
+            logics.append(step.reduce if isinstance(step, Reduce) else step.aggregate)
+            if step.subtract is not None:
+                logics.append(step.subtract)
+            if isinstance(step, Aggregate):
+                logics.append(step.init)
+        needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
+        if isinstance(step, Reduce):
+            needed.add("value")  # a key's first value is its aggregate
+        for field in ("key", "value", "timestamp", "headers"):
+            if field in needed:
+                self.decoded(env, field, depth)
+        st, o, a = self.fresh("st"), self.fresh("o"), self.fresh("a")
+        ts = self.decoded(env, "timestamp", depth)
+        self.emit(depth, f"{st} = ctx.store({node.store!r}, {self.partition})")
+        self.emit(depth, f"{o} = {st}.get({kb})")
+        if node.table:
+            headers = env["headers"].name or env["headers"].raw
+            self.emit(depth, f"if {headers} == {SUBTRACT_HEADERS}:")
+            self.fold(node, env, depth + 1, o, a, subtract=True)
+            self.emit(depth, "else:")
+            self.fold(node, env, depth + 1, o, a, subtract=False)
+        else:
+            self.fold(node, env, depth, o, a, subtract=False)
+        self.emit(depth, f"{st}.put({kb}, {a}, {ts} if {o} is None else max({o}[1], {ts}))")
+
+    def fold(self, node: Node, env: Env, depth: int, o: str, a: str, *, subtract: bool) -> None:
+        step = node.step
+        value = env["value"].name
+        if node.kind == "count":
+            sign = "-" if subtract else "+"
+            start = -1 if subtract else 1
+            self.emit(depth, f"{a} = {start} if {o} is None else {o}[0] {sign} 1")
+            return
+        assert isinstance(step, (Reduce, Aggregate))
+        adder = step.reduce if isinstance(step, Reduce) else step.aggregate
+        logic = step.subtract if subtract else adder
+        assert logic is not None
+        agg = self.fresh("g")
+        if isinstance(step, Aggregate):
+            self.emit(depth, f"{agg} = {self.call(step.init, env)} if {o} is None else {o}[0]")
+            self.emit(depth, f"{a} = {self.call(logic, env, agg)}")
+        elif subtract:
+            self.emit(depth, f"{agg} = None if {o} is None else {o}[0]")
+            self.emit(depth, f"{a} = {self.call(logic, env, agg)}")
+        else:
+            self.emit(depth, f"if {o} is None:")
+            self.emit(depth + 1, f"{a} = {value}")
+            self.emit(depth, "else:")
+            self.emit(depth + 1, f"{agg} = {o}[0]")
+            self.emit(depth + 1, f"{a} = {self.call(logic, env, agg)}")

@@ -5,25 +5,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kgen.checks import is_terminal
+from kgen.flow import AGGREGATIONS, Flow, flows, is_terminal
 from kgen.spec import (
     BranchStep,
+    Count,
     DynamicTo,
     Filter,
     FilterNot,
     FlatMap,
     FlatMapValues,
+    GroupBy,
+    GroupByKey,
     Logic,
     Map,
     MapValues,
     Merge,
     Peek,
+    Reduce,
     SelectKey,
     Spec,
+    Step,
     StepBase,
     Stream,
+    Table,
     To,
+    ToStream,
 )
+
+# Steps after which the key is not what the source partitioned by.
+_KEY_CHANGERS = (Map, FlatMap, SelectKey)
 
 _KINDS: dict[type[StepBase], str] = {
     Filter: "filter",
@@ -41,13 +51,24 @@ _KINDS: dict[type[StepBase], str] = {
 class Node:
     name: str
     # source, filter, filter_not, map, map_values, flat_map, flat_map_values, select_key, peek,
-    # branch, branch_child, merge, passthrough, sink, dynamic_sink
+    # branch, branch_child, merge, passthrough, sink, dynamic_sink; stateful: table_source,
+    # repartition (a sink to a repartition topic, keyed by `logic` if set), count, reduce,
+    # aggregate, to_stream
     kind: str
     logic: Logic | None = None
     topics: list[str] = field(default_factory=list)
     children: list[Node] = field(default_factory=list)
     # For a branch node: (predicate or None for the default, the branch's child node).
     branches: list[tuple[Logic | None, Node]] = field(default_factory=list)
+    # Tables and aggregations: the store they write; aggregations: their step.
+    store: str | None = None
+    step: StepBase | None = None
+    # Repartition sinks and aggregations: the input is a table's updates (add and subtract).
+    table: bool = False
+    # Repartition sinks: the topic's key and value formats.
+    formats: tuple[str, str] | None = None
+    # Sources of repartition topics.
+    internal: bool = False
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -103,43 +124,149 @@ class _Names:
         return name
 
 
+def repartition_topic(app: str, name: str) -> str:
+    return f"{app}-{name}-repartition"
+
+
+def changelog_topic(app: str, store: str) -> str:
+    return f"{app}-{store}-changelog"
+
+
+class _KeyChanges:
+    """Whether the key of a stream output differs from how its source is partitioned, so that
+    group_by_key must repartition (Kafka Streams' repartitionRequired)."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.streams = {s.name: s for s in spec.streams}
+        self.memo: dict[str, bool] = {}
+
+    def output(self, name: str) -> bool:
+        if name not in self.memo:
+            self.memo[name] = False  # a cycle is a spec error reported elsewhere
+            stream_name, _, branch = name.partition(".")
+            stream = self.streams[stream_name]
+            self.memo[name] = self.at(stream, stream.steps, branch or None)
+        return self.memo[name]
+
+    def start(self, stream: Stream | Table) -> bool:
+        if isinstance(stream, Table) or stream.from_stream is None:
+            return False
+        return self.output(stream.from_stream)
+
+    def at(self, stream: Stream, steps: list[Step], branch: str | None = None) -> bool:
+        changed = self.start(stream)
+        for step in steps:
+            if isinstance(step, _KEY_CHANGERS):
+                changed = True
+            elif isinstance(step, (GroupBy, GroupByKey)):
+                changed = False  # repartitioned, or not needed
+            elif isinstance(step, Merge):
+                changed = changed or any(self.output(m) for m in step.streams)
+            elif isinstance(step, BranchStep) and branch is not None:
+                return changed
+        return changed
+
+
 def build(spec: Spec) -> Graph:
     """Wire a checked spec into nodes; stream references become edges."""
     names = _Names()
     outputs: dict[str, Node] = {}
     pending: list[tuple[str, Node]] = []
     sources: list[Node] = []
+    keys = _KeyChanges(spec)
     for stream in spec.streams:
-        _build_stream(stream, names, outputs, pending, sources)
+        _build_stream(
+            spec, stream, names=names, outputs=outputs, pending=pending, sources=sources, keys=keys
+        )
+    for table in spec.tables:
+        _build_stream(
+            spec, table, names=names, outputs=outputs, pending=pending, sources=sources, keys=keys
+        )
     for output, node in pending:
         outputs[output].children.append(node)
     return Graph(sources)
 
 
 def _build_stream(
-    stream: Stream,
+    spec: Spec,
+    stream: Stream | Table,
+    *,
     names: _Names,
     outputs: dict[str, Node],
     pending: list[tuple[str, Node]],
     sources: list[Node],
+    keys: _KeyChanges,
 ) -> None:
     prev: Node | None = None
-    if stream.from_topics:
+    is_table = isinstance(stream, Table)
+    if isinstance(stream, Table):
+        prev = Node(
+            names.new(f"{stream.name}-source"),
+            "table_source",
+            topics=stream.from_topics,
+            store=stream.store,
+        )
+        sources.append(prev)
+    elif stream.from_topics:
         prev = Node(names.new(f"{stream.name}-source"), "source", topics=stream.from_topics)
         sources.append(prev)
 
     def attach(node: Node) -> None:
         nonlocal prev
         if prev is None:
-            assert stream.from_stream is not None
+            assert isinstance(stream, Stream) and stream.from_stream is not None
             pending.append((stream.from_stream, node))
         else:
             prev.children.append(node)
         prev = node
 
-    for step in stream.steps:
+    for j, step in enumerate(stream.steps):
         base = f"{stream.name}-{step.name}" if step.name else None
-        if isinstance(step, Merge):
+        if isinstance(step, (GroupBy, GroupByKey)):
+            needed = isinstance(step, GroupBy) or (
+                isinstance(stream, Stream) and keys.at(stream, stream.steps[:j])
+            )
+            if not needed:
+                continue  # the aggregation reads the records where they are
+            following = stream.steps[j + 1] if j + 1 < len(stream.steps) else None
+            # Named like Kafka Streams does: after the step, else after the store it feeds.
+            label = step.name or (following.store if isinstance(following, AGGREGATIONS) else "")
+            topic = repartition_topic(spec.app, label or f"{stream.name}-group-by")
+            node = Node(
+                names.new(base or f"{stream.name}-repartition"),
+                "repartition",
+                step.group_by if isinstance(step, GroupBy) else None,
+                [topic],
+                table=is_table,
+                step=step,
+                formats=(step.key, step.value),
+            )
+            attach(node)
+            prev = Node(
+                names.new(f"{stream.name}-repartition-source"),
+                "source",
+                topics=[topic],
+                internal=True,
+            )
+            sources.append(prev)
+        elif isinstance(step, AGGREGATIONS):
+            kind = (
+                "count"
+                if isinstance(step, Count)
+                else ("reduce" if isinstance(step, Reduce) else "aggregate")
+            )
+            grouped_table = _from_table(stream, j)
+            node = Node(
+                names.new(base or f"{stream.name}-{kind}"),
+                kind,
+                store=step.store,
+                step=step,
+                table=grouped_table,
+            )
+            attach(node)
+        elif isinstance(step, ToStream):
+            attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
+        elif isinstance(step, Merge):
             node = Node(names.new(base or f"{stream.name}-merge"), "merge")
             attach(node)
             pending.extend((other, node) for other in step.streams)
@@ -177,7 +304,14 @@ def _build_stream(
             )
             attach(node)
     if prev is None:
+        assert isinstance(stream, Stream)
         attach(Node(names.new(f"{stream.name}-passthrough"), "passthrough"))
     if not (stream.steps and is_terminal(stream.steps[-1])):
         assert prev is not None
         outputs[stream.name] = prev
+
+
+def _from_table(entry: Stream | Table, j: int) -> bool:
+    """Whether the aggregation at step j aggregates a grouped table."""
+    start: Flow = "table" if isinstance(entry, Table) else "stream"
+    return flows(start, entry.steps)[j] == "grouped_table"

@@ -25,6 +25,43 @@ class TopicPlan:
 
 
 @dataclass(frozen=True)
+class InternalTopicPlan:
+    """A topic the app owns and creates at start: a repartition or a changelog topic."""
+
+    name: str
+    kind: str  # "repartition" | "changelog"
+    # Fixed by the spec, else as many as the most of `partitions_from` has.
+    partitions: int | None
+    partitions_from: tuple[str, ...]
+    config: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    name: str
+    type: str  # "rocksdb" | "memory"
+    # What writes it: "table", "count", "reduce" or "aggregate".
+    kind: str
+    cache_max_entries: int
+    key_format: str
+    value_format: str
+    # A table's store keeps its values' bytes as read; an aggregation's, decoded objects.
+    raw_values: bool
+    changelog_topic: str
+    # The source topics of its sub-topology: the store has one partition per partition of them.
+    source_topics: tuple[str, ...]
+    # The function its updates run through (Python identifier in the topology module).
+    emit_function: str
+
+
+@dataclass(frozen=True)
+class EmitFunction:
+    name: str
+    store: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FunctionImport:
     module: str
     function: str
@@ -72,6 +109,8 @@ class TestCasePlan:
     inputs: tuple[RecordPlan, ...]
     # Expected records per topic, topics sorted; every sink topic appears (maybe empty).
     expected: tuple[tuple[str, tuple[RecordPlan, ...]], ...]
+    # Expected store contents: (store, ((key, value), ...)).
+    stores: tuple[tuple[str, tuple[tuple[Any, Any], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +130,13 @@ class AppPlan:
     module_imports: tuple[str, ...]
     function_imports: tuple[FunctionImport, ...]
     blocks: tuple[SourceBlock, ...]
+    # Stateful apps: repartition topics read back, stores, their update functions.
+    internal_source_topics: tuple[str, ...]
+    internal_topics: tuple[InternalTopicPlan, ...]
+    stores: tuple[StorePlan, ...]
+    emit_functions: tuple[EmitFunction, ...]
+    # Sink topics written with stores' updates (compared as tables in the broker test).
+    table_sinks: tuple[str, ...]
     # Some `to` chooses its topic per record (the code raises UnknownTopicError).
     dynamic_routing: bool
     # Source topics whose code decodes a record before anything else: a malformed record

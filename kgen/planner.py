@@ -10,15 +10,18 @@ from kgen.fuse import Fuser, TopicFormats, function_alias
 from kgen.load import LoadedSpec
 from kgen.plan import (
     AppPlan,
+    EmitFunction,
     FunctionImport,
+    InternalTopicPlan,
     Processor,
     RecordPlan,
     SourceBlock,
+    StorePlan,
     SubTopology,
     TestCasePlan,
     TopicPlan,
 )
-from kgen.spec import FunctionRef, Logic, Spec, TestRecord
+from kgen.spec import FunctionRef, Logic, Spec, StoreConfig, Stream, Table, TestRecord
 
 _DETAIL = {
     "filter": "filter",
@@ -30,14 +33,17 @@ _DETAIL = {
     "select_key": "select_key",
     "peek": "peek",
     "dynamic_sink": "to",
+    "to_stream": "to_stream",
 }
+_STATEFUL = ("table_source", "count", "reduce", "aggregate")
 
 
 def plan(loaded: LoadedSpec) -> AppPlan:
     spec = loaded.spec
     g = graph.build(spec)
     nodes = g.walk()
-    sources = tuple(dict.fromkeys(t for s in spec.streams for t in s.from_topics))
+    entries: list[Stream | Table] = [*spec.streams, *spec.tables]
+    sources = tuple(dict.fromkeys(t for s in entries for t in s.from_topics))
     sinks: list[str] = []
     for node in nodes:
         if node.kind in ("sink", "dynamic_sink"):
@@ -45,6 +51,10 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     dlq = spec.dead_letter_topic if spec.on_error == "dead_letter" else None
 
     formats = {name: TopicFormats(t.key, t.value) for name, t in spec.topics.items()}
+    repartitions = [n for n in nodes if n.kind == "repartition"]
+    for node in repartitions:
+        assert node.formats is not None
+        formats[node.topics[0]] = TopicFormats(*node.formats)
     function_imports = _function_imports(spec)
     aliases = {f"{f.module}:{f.function}": f.alias for f in function_imports}
     fuser = Fuser(formats, frozenset(spec.imports), aliases)
@@ -54,6 +64,16 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     for source in g.sources:
         for topic in source.topics:
             code.setdefault(topic, []).extend(fuser.fuse(source, topic))
+    emit_functions: list[EmitFunction] = []
+    done = 0
+    # An update function may feed another store (an aggregation after to_stream): fuse until
+    # every stateful node has its function.
+    while done < len(fuser.stateful):
+        node = fuser.stateful[done]
+        done += 1
+        assert node.store is not None
+        lines = tuple(fuser.emit_function(node))
+        emit_functions.append(EmitFunction(_emit_name(node.store), node.store, lines))
     blocks: list[SourceBlock] = []
     for topic, topic_lines in code.items():
         lines = tuple(topic_lines)
@@ -63,9 +83,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         else:
             blocks.append(SourceBlock((topic,), lines))
 
-    used_formats = {
+    used_formats: set[str] = {
         f for name in (*sources, *sinks) for f in (spec.topics[name].key, spec.topics[name].value)
     }
+    used_formats.update(f for node in repartitions for f in node.formats or ())
+    used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
     topics = tuple(
         TopicPlan(
             name=name,
@@ -81,6 +103,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         for name, t in sorted(spec.topics.items())
         if name in sources or name in sinks or name == dlq
     )
+    stores, internal = _state(spec, g, fuser)
     return AppPlan(
         app_id=spec.app,
         package=package_name(spec.app),
@@ -97,6 +120,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         module_imports=tuple(sorted(set(spec.imports))),
         function_imports=function_imports,
         blocks=tuple(blocks),
+        internal_source_topics=tuple(n.topics[0] for n in repartitions),
+        internal_topics=internal,
+        stores=stores,
+        emit_functions=tuple(emit_functions),
+        table_sinks=_table_sinks(g),
         dynamic_routing=any(n.kind == "dynamic_sink" for n in nodes),
         malformed_sources=tuple(
             t
@@ -112,12 +140,86 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     )
 
 
+def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
+    out: list[str] = []
+    stack = [n for n in g.walk() if n.kind in _STATEFUL]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.kind in ("sink", "dynamic_sink"):
+            out.extend(t for t in node.topics if t not in out)
+        stack.extend(node.successors())
+    return tuple(sorted(out))
+
+
+def _emit_name(store: str) -> str:
+    return "_emit_" + re.sub(r"\W", "_", store)
+
+
+def _state(
+    spec: Spec, g: graph.Graph, fuser: Fuser
+) -> tuple[tuple[StorePlan, ...], tuple[InternalTopicPlan, ...]]:
+    """Stores and internal topics. A store has one partition per partition of its
+    sub-topology's source topics; a repartition topic copies its upstream's partition count."""
+    stores: list[StorePlan] = []
+    internal: list[InternalTopicPlan] = []
+    order = {id(n): i for i, n in enumerate(g.walk())}
+    for component in g.components():
+        topics = tuple(
+            dict.fromkeys(
+                t for n in component if n.kind in ("source", "table_source") for t in n.topics
+            )
+        )
+        for node in sorted(component, key=lambda n: order[id(n)]):
+            if node.kind == "repartition":
+                step = node.step
+                internal.append(
+                    InternalTopicPlan(
+                        node.topics[0],
+                        "repartition",
+                        getattr(step, "partitions", None),
+                        topics,
+                        (("cleanup.policy", "delete"), ("retention.ms", "-1")),
+                    )
+                )
+            if node.kind not in _STATEFUL:
+                continue
+            assert node.store is not None
+            config = spec.stores.get(node.store) or StoreConfig()
+            formats = fuser.store_formats[node.store]
+            changelog = graph.changelog_topic(spec.app, node.store)
+            stores.append(
+                StorePlan(
+                    name=node.store,
+                    type=config.type,
+                    kind="table" if node.kind == "table_source" else node.kind,
+                    cache_max_entries=config.cache_max_entries,
+                    key_format=formats.key,
+                    value_format=formats.value,
+                    raw_values=node.kind == "table_source",
+                    changelog_topic=changelog,
+                    source_topics=topics,
+                    emit_function=_emit_name(node.store),
+                )
+            )
+            internal.append(
+                InternalTopicPlan(
+                    changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
+                )
+            )
+    return tuple(stores), tuple(sorted(internal, key=lambda t: t.name))
+
+
 _DECODES = re.compile(r"^[kv]\d+ = deserialize_\w+\(")
 
 
 def _logics(spec: Spec) -> list[Logic]:
     found: list[Logic] = []
-    for stream in spec.streams:
+    entries: list[Stream | Table] = [*spec.streams, *spec.tables]
+    for stream in entries:
         for step in stream.steps:
             data = step.model_dump(by_alias=True)
             for value in _walk(data):
@@ -160,6 +262,11 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
             detail = _DETAIL.get(node.kind, node.kind)
             if node.kind == "branch":
                 detail = "branch " + ", ".join(c.name for _, c in node.branches)
+            elif node.store is not None:
+                what = "table" if node.kind == "table_source" else node.kind
+                detail = f"{what}, store: {node.store}"
+            elif node.kind == "repartition":
+                detail = "group_by" if node.logic is not None else "group_by_key"
             procs.append(
                 Processor(
                     node.name,
@@ -201,6 +308,10 @@ def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCas
                 function_name=name,
                 inputs=tuple(_record(r) for r in case.input),
                 expected=tuple((t, tuple(rs)) for t, rs in sorted(expected.items())),
+                stores=tuple(
+                    (name, tuple((e.key, e.value) for e in entries))
+                    for name, entries in sorted(case.stores.items())
+                ),
             )
         )
     return tuple(out)

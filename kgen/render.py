@@ -32,12 +32,16 @@ FILES = (
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
     ("app/package/runtime.py.j2", "{pkg}/runtime.py"),
     ("app/package/driver.py.j2", "{pkg}/driver.py"),
+    ("app/package/state.py.j2", "{pkg}/state.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
     ("app/tests/test_serde.py.j2", "tests/test_{pkg}_serde.py"),
     ("app/tests/test_broker.py.j2", "tests/test_{pkg}_broker.py"),
+    ("app/tests/test_state.py.j2", "tests/test_{pkg}_state.py"),
 )
+# Only apps with state stores get these.
+STATEFUL_ONLY = frozenset({"app/package/state.py.j2", "app/tests/test_state.py.j2"})
 
 
 def templates_dir() -> Path:
@@ -113,6 +117,8 @@ def render(plan: AppPlan) -> dict[str, str]:
     }
     files: dict[str, str] = {}
     for template, target in FILES:
+        if template in STATEFUL_ONLY and not plan.stores:
+            continue
         path = target.format(pkg=plan.package)
         text = env.get_template(template).render(header=_header_for(plan, path), **context)
         if path.endswith(".py"):

@@ -140,6 +140,56 @@ class Merge(StepBase):
         return [self.merge] if isinstance(self.merge, str) else list(self.merge)
 
 
+class GroupByKey(StepBase):
+    """Group by the current key; repartitions only when an earlier step changed the key."""
+
+    group_by_key: Literal[True]
+    # Formats of the repartition topic, when there is one.
+    key: Format = "string"
+    value: Format = "json"
+
+
+class GroupBy(StepBase):
+    """Group by a new key computed from each record (a stream's or a table's): always
+    repartitions through '<app>-<name>-repartition'."""
+
+    group_by: Logic
+    key: Format = "string"
+    value: Format = "json"
+    # Partitions of the repartition topic; default: the most of the app's source topics.
+    partitions: int | None = Field(default=None, ge=1)
+
+
+class Count(StepBase):
+    count: Literal[True]
+    store: Name
+
+
+class Reduce(StepBase):
+    """`reduce` combines the aggregate so far (`agg`) with the record's `value`; the first
+    value of a key is its aggregate as is. A grouped table also needs `subtract`."""
+
+    reduce: Logic
+    subtract: Logic | None = None
+    store: Name
+
+
+class Aggregate(StepBase):
+    """`init` gives a new key's aggregate, `aggregate` (the adder) folds each record's `value`
+    into `agg`; a grouped table also needs `subtract`."""
+
+    aggregate: Logic
+    init: Logic
+    subtract: Logic | None = None
+    store: Name
+
+
+class ToStream(StepBase):
+    """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
+
+    to_stream: Literal[True]
+
+
 class DynamicTo(Model):
     """Route each record to one of `topics`, chosen by an expression or function."""
 
@@ -163,6 +213,12 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "branch": BranchStep,
     "merge": Merge,
     "to": To,
+    "group_by_key": GroupByKey,
+    "group_by": GroupBy,
+    "count": Count,
+    "reduce": Reduce,
+    "aggregate": Aggregate,
+    "to_stream": ToStream,
 }
 
 
@@ -187,7 +243,13 @@ Step = Annotated[
     | Annotated[Peek, Tag("peek")]
     | Annotated[BranchStep, Tag("branch")]
     | Annotated[Merge, Tag("merge")]
-    | Annotated[To, Tag("to")],
+    | Annotated[To, Tag("to")]
+    | Annotated[GroupByKey, Tag("group_by_key")]
+    | Annotated[GroupBy, Tag("group_by")]
+    | Annotated[Count, Tag("count")]
+    | Annotated[Reduce, Tag("reduce")]
+    | Annotated[Aggregate, Tag("aggregate")]
+    | Annotated[ToStream, Tag("to_stream")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -219,6 +281,34 @@ class Stream(Model):
         return [self.from_] if isinstance(self.from_, str) else list(self.from_)
 
 
+class Table(Model):
+    """A KTable read from a topic: each record upserts its key, a null value deletes it. The
+    table lives in `store`; its steps see its updates (group_by, to_stream, to)."""
+
+    name: Name
+    from_: str = Field(alias="from")
+    store: Name
+    steps: list[Step] = Field(default_factory=list)
+
+    @property
+    def from_topics(self) -> list[str]:
+        return [self.from_]
+
+
+StoreType = Literal["rocksdb", "memory"]
+
+
+class StoreConfig(Model):
+    """Options of a store that an aggregation or a table names."""
+
+    # rocksdb: on disk under --state-dir, restored from the changelog tail only;
+    # memory: restored from the whole changelog on every assignment.
+    type: StoreType = "rocksdb"
+    # Keys kept decoded in memory; updates to a key between commits reach the changelog and
+    # downstream once (0: every update is forwarded at once).
+    cache_max_entries: int = Field(default=10_000, ge=0)
+
+
 class TestRecord(Model):
     topic: str
     key: Any = None
@@ -228,11 +318,18 @@ class TestRecord(Model):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
+class StoreEntry(Model):
+    key: Any
+    value: Any
+
+
 class TestCase(Model):
     name: str
     input: list[TestRecord] = Field(min_length=1)
     # Every record the app writes, per topic in order; topics not listed must get nothing.
     expect: list[TestRecord] = Field(default_factory=list)
+    # The whole content of stores after the input: store name -> entries.
+    stores: dict[str, list[StoreEntry]] = Field(default_factory=dict)
 
 
 class Spec(Model):
@@ -246,7 +343,9 @@ class Spec(Model):
     # Modules inline expressions may use (e.g. "math", "re").
     imports: list[str] = Field(default_factory=list)
     topics: dict[str, Topic] = Field(default_factory=dict)
-    streams: list[Stream] = Field(min_length=1)
+    streams: list[Stream] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list)
+    stores: dict[str, StoreConfig] = Field(default_factory=dict)
     tests: list[TestCase] = Field(default_factory=list)
 
     @field_validator("app")
@@ -258,6 +357,12 @@ class Spec(Model):
                 "digits, '_' and '-' (it becomes the Python package and the Kafka application.id)"
             )
         return v
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> Spec:
+        if not self.streams and not self.tables:
+            raise ValueError("a spec needs at least one [[streams]] or [[tables]] entry")
+        return self
 
     @field_validator("imports")
     @classmethod

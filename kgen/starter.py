@@ -77,6 +77,21 @@ steps = [
   { to = "$app-paid" },
 ]
 
+# State: group a stream (group_by_key, or group_by = "<new key>") and count, reduce or
+# aggregate it into a named store, e.g.
+#   steps = [{ group_by = "value['customer']" }, { count = true, store = "orders-per-customer" },
+#            { to_stream = true }, { to = "$app-counts" }]
+# Stores are RocksDB databases under --state-dir, backed by compacted changelog topics.
+# [stores.orders-per-customer]
+# type = "rocksdb"             # or "memory" (restored from the whole changelog on start)
+# cache_max_entries = 10000    # 0: every update goes downstream at once
+
+# Tables: a topic read as a KTable (latest value per key; a null value deletes the key).
+# [[tables]]
+# name = "customers"
+# from = "$app-customers"
+# store = "customers"
+
 # Test cases: records piped into source topics and every record expected on the output topics,
 # in order (a record without a timestamp gets 0; an expected one without it skips the check).
 # They become the generated app's tests (`pytest generated/$package/tests`).

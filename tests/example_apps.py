@@ -41,15 +41,14 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
                 tps = [TopicPartition(topic, p) for p in range(partitions)]
                 return [tp.offset for tp in consumer.committed(tps, timeout=30)]
             except KafkaException as exc:
-                if (
-                    time.monotonic() > deadline
-                    or (not exc.args[0].retriable()
+                if time.monotonic() > deadline or (
+                    not exc.args[0].retriable()
                     and exc.args[0].code()
                     not in (
                         KafkaError.NOT_COORDINATOR,
                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                         KafkaError.COORDINATOR_NOT_AVAILABLE,
-                    ))
+                    )
                 ):
                     raise
                 time.sleep(0.2)

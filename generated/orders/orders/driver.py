@@ -79,20 +79,36 @@ class TopologyTestDriver:
         headers: dict[str, str] | None = None,
     ) -> None:
         """Process one record given as bytes, e.g. a malformed one."""
-        if topic not in self._offsets:
+        if topic not in SOURCE_TOPICS:
             raise KeyError(f"{topic!r} is not a source topic of this app: {list(SOURCE_TOPICS)}")
+        msg = self._message(
+            topic,
+            key,
+            value,
+            timestamp,
+            [(k, v.encode()) for k, v in headers.items()] if headers else None,
+        )
+        topology.process([msg], self.errors)
+
+    def _message(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: list[tuple[str, str | bytes | None]] | None,
+    ) -> Message:
         offset = self._offsets[topic]
         self._offsets[topic] = offset + 1
-        msg = Message(
+        return Message(
             topic=topic,
             partition=0,
             offset=offset,
             key=key,
             value=value,
-            headers=[(k, v.encode()) for k, v in headers.items()] if headers else None,
+            headers=headers,
             timestamp=(TIMESTAMP_CREATE_TIME, timestamp),
         )
-        topology.process([msg], self.errors)
 
     def _produce(
         self,
@@ -105,10 +121,10 @@ class TopologyTestDriver:
     ) -> None:
         if timestamp < 0:
             raise ValueError(f"invalid timestamp {timestamp}")
-        if topic not in self._outputs:
-            raise KeyError(f"{topic!r} is not an output topic of this app")
         items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
         raw_headers = [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+        if topic not in self._outputs:
+            raise KeyError(f"{topic!r} is not an output topic of this app")
         self._outputs[topic].append(RawRecord(_bytes(key), _bytes(value), timestamp, raw_headers))
 
     # -- output ------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ class Runner:
             if self.eos:
                 self.producer.init_transactions(TIMEOUT_S)
             self.consumer.subscribe(
-                list(SOURCE_TOPICS),
+                [*SOURCE_TOPICS],
                 on_assign=self._on_assign,
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,

@@ -1,0 +1,65 @@
+"""What flows between steps: a stream, a grouped stream, a table or a grouped table.
+
+Kafka Streams types these (KStream, KGroupedStream, KTable, KGroupedTable); a spec's steps are a
+flat list, so the kind before each step is computed here, for the checks and the graph alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from kgen.spec import (
+    Aggregate,
+    BranchStep,
+    Count,
+    GroupBy,
+    GroupByKey,
+    Reduce,
+    StepBase,
+    To,
+    ToStream,
+)
+
+Flow = Literal["stream", "grouped", "table", "grouped_table"]
+AGGREGATIONS = (Count, Reduce, Aggregate)
+# What each kind of flow may go on with, for error messages.
+ALLOWED: dict[Flow, str] = {
+    "stream": "any stream step, group_by_key or group_by",
+    "grouped": "count, reduce or aggregate",
+    "table": "group_by, to_stream or to",
+    "grouped_table": "count, reduce or aggregate (with subtract)",
+}
+
+
+def step_allowed(flow: Flow, step: StepBase) -> bool:
+    if flow == "stream":
+        return not isinstance(step, (*AGGREGATIONS, ToStream))
+    if flow in ("grouped", "grouped_table"):
+        return isinstance(step, AGGREGATIONS)
+    return isinstance(step, (GroupBy, ToStream, To))
+
+
+def after(flow: Flow, step: StepBase) -> Flow:
+    """The flow after `step` (assumed allowed)."""
+    if isinstance(step, (GroupBy, GroupByKey)):
+        return "grouped_table" if flow == "table" else "grouped"
+    if isinstance(step, AGGREGATIONS):
+        return "table"
+    if isinstance(step, ToStream):
+        return "stream"
+    return flow
+
+
+def flows(start: Flow, steps: Sequence[StepBase]) -> list[Flow]:
+    """The flow before each step, then the flow at the end; a step that is not allowed leaves
+    the flow as it was (the checks report it)."""
+    out = [start]
+    for step in steps:
+        flow = out[-1]
+        out.append(after(flow, step) if step_allowed(flow, step) else flow)
+    return out
+
+
+def is_terminal(step: object) -> bool:
+    return isinstance(step, (To, BranchStep))
