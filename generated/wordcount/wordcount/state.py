@@ -473,7 +473,11 @@ class Stores:
             held[tp] = high - low
             if start >= high:
                 log.info(
-                    "store %s-%d is up to date (changelog offset %s)", spec.name, partition, stored
+                    "store %s-%d is up to date at changelog offset %s; the changelog holds %d",
+                    spec.name,
+                    partition,
+                    stored,
+                    held[tp],
                 )
                 continue
             targets[tp], starts[tp], ends[tp] = backend, start, high

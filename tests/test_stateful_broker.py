@@ -1,0 +1,217 @@
+"""State under failure, proved on a real broker with the wordcount example.
+
+- Crash: SIGKILL the app twice mid-stream and restart it on the same state directory; the
+  final table (latest count per word, read with read_committed) is exactly right, and each
+  restart replays only the changelog tail beyond the offset its RocksDB stores reflect.
+- Scale-out: three instances share the partitions; one is SIGKILLed mid-stream, the other two
+  take over its partitions and restore their state from the changelogs: exact counts again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from example_apps import build_example, committed_offsets
+
+from kgen import topics
+
+PARTITIONS = 6
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+
+def _lines(count: int) -> list[str]:
+    # Three words a line from vocabularies of co-prime sizes: ~2,000 distinct words.
+    return [f"w{i % 997} x{(i * 31) % 1009} common" for i in range(count)]
+
+
+def _expected(lines: list[str]) -> dict[str, int]:
+    return dict(Counter(word for line in lines for word in line.split()))
+
+
+def _prepare(bootstrap: str, app_id: str, lines: list[str]) -> None:
+    internal = [f"{app_id}-word-counts-repartition", f"{app_id}-word-counts-changelog"]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    doomed = [t for t in internal if t in admin.list_topics(timeout=30).topics]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=30).values():
+            future.result()
+    topics.recreate_topics(
+        bootstrap,
+        {"lines": PARTITIONS, "word-counts": PARTITIONS},
+        groups=[app_id],
+        config={"cleanup.policy": "compact"},
+    )
+    deadline = time.monotonic() + 60
+    while any(t in admin.list_topics(timeout=30).topics for t in doomed):
+        assert time.monotonic() < deadline, "internal topics were not deleted"
+        time.sleep(0.2)
+    topics.produce_all(
+        bootstrap, "lines", ((f"l{i}".encode(), line.encode()) for i, line in enumerate(lines))
+    )
+
+
+def _start(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    # A short session timeout: a killed member's partitions move after 6 s, not 45 s.
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            app_dir.name,
+            "--bootstrap-servers",
+            bootstrap,
+            "-X",
+            "session.timeout.ms=6000",
+            *args,
+        ],
+        cwd=app_dir,
+        env={**os.environ, "PYTHONPATH": str(app_dir)},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _committed_lines(bootstrap: str, app_id: str) -> int:
+    return sum(max(o, 0) for o in committed_offsets(bootstrap, app_id, "lines", PARTITIONS))
+
+
+def _counted(bootstrap: str, app_id: str) -> int:
+    """How many words the group has counted: its committed repartition offsets."""
+    topic = f"{app_id}-word-counts-repartition"
+    return sum(max(o, 0) for o in committed_offsets(bootstrap, app_id, topic, PARTITIONS))
+
+
+def _kill_when(
+    bootstrap: str, app_id: str, app: subprocess.Popen[bytes], above: int, total: int
+) -> int:
+    """SIGKILL the app once its group has counted more than `above` words, but not all."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        done = _counted(bootstrap, app_id)
+        if done > above:
+            app.send_signal(signal.SIGKILL)
+            app.wait(30)
+            assert done < total, "the app finished before it could be killed mid-stream"
+            return done
+        assert app.poll() is None, "the app exited on its own"
+        time.sleep(0.05)
+    raise AssertionError("the app made no progress within 180 s")
+
+
+def _table(bootstrap: str) -> dict[str, int]:
+    """The output as a table: the latest count per word, read with read_committed."""
+    latest: dict[str, int] = {}
+    for record in topics.read_committed(bootstrap, "word-counts"):
+        assert record.key is not None and record.value is not None
+        latest[record.key.decode()] = int.from_bytes(record.value, "big", signed=True)
+    return latest
+
+
+def _wait_for_table(
+    bootstrap: str, expected: dict[str, int], apps: list[subprocess.Popen[bytes]], log: str
+) -> None:
+    deadline = time.monotonic() + 240
+    table: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        for app in apps:
+            assert app.poll() is None, f"an instance exited:\n{log[-4000:]}"
+        table = _table(bootstrap)
+        if table == expected:
+            return
+        time.sleep(2)
+    wrong = {w: (table.get(w), n) for w, n in expected.items() if table.get(w) != n}
+    raise AssertionError(f"{len(wrong)} words wrong after 240 s, e.g. {list(wrong.items())[:5]}")
+
+
+def _stop(apps: list[subprocess.Popen[bytes]], log: Path) -> None:
+    for app in apps:
+        app.send_signal(signal.SIGTERM)
+    for app in apps:
+        assert app.wait(60) == 0, log.read_text()[-4000:]
+
+
+_RESTORED = re.compile(r"restored \S+: read (\d+) changelog records .* the changelog holds (\d+)")
+_UP_TO_DATE = re.compile(r"is up to date at changelog offset \S+; the changelog holds (\d+)")
+
+
+def _restores(log: str) -> tuple[int, int]:
+    """(changelog records read, changelog records held) over every store partition a run
+    opened, from the app's restore log lines."""
+    read = held = 0
+    for match in _RESTORED.finditer(log):
+        read += int(match.group(1))
+        held += int(match.group(2))
+    for match in _UP_TO_DATE.finditer(log):
+        held += int(match.group(1))
+    return read, held
+
+
+def test_sigkill_twice_restores_only_the_changelog_tail(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    bootstrap, app_id = kafka_bootstrap, "wc-crash"
+    lines = _lines(120_000)
+    expected = _expected(lines)
+    _prepare(bootstrap, app_id, lines)
+    app = build_example("wordcount", app_id, tmp_path)
+    state = str(tmp_path / "state")
+    logs = [tmp_path / f"run{i}.log" for i in range(3)]
+
+    first = _start(app, bootstrap, logs[0], "--instance-id", "a", "--state-dir", state)
+    words = sum(expected.values())
+    killed_at = [_kill_when(bootstrap, app_id, first, 30_000, words)]
+    second = _start(app, bootstrap, logs[1], "--instance-id", "a", "--state-dir", state)
+    killed_at.append(_kill_when(bootstrap, app_id, second, killed_at[0] + 60_000, words))
+    # The last run comes back under a new instance id, on the same disk.
+    last = _start(app, bootstrap, logs[2], "--instance-id", "b", "--state-dir", state)
+    _wait_for_table(bootstrap, expected, [last], logs[2].read_text())
+    _stop([last], logs[2])
+    assert _table(bootstrap) == expected
+    assert _committed_lines(bootstrap, app_id) == len(lines)
+
+    for i, log in enumerate(logs[1:], start=1):
+        read, held = _restores(log.read_text())
+        print(f"restart {i}: read {read} of the {held} changelog records of its stores")
+        assert held > 0, f"restart {i} restored nothing:\n{log.read_text()[-3000:]}"
+        # The local stores survived the kill: only what was committed after their last write
+        # batch is read again, never the whole changelog.
+        assert read * 10 < held, f"restart {i} read {read} of {held} changelog records"
+    print(f"killed after {killed_at} counted words; {len(expected)} words exactly counted")
+
+
+def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: Path) -> None:
+    bootstrap, app_id = kafka_bootstrap, "wc-scale"
+    lines = _lines(150_000)
+    expected = _expected(lines)
+    _prepare(bootstrap, app_id, lines)
+    app = build_example("wordcount", app_id, tmp_path)
+    logs = [tmp_path / f"instance{i}.log" for i in range(3)]
+    apps = [
+        _start(app, bootstrap, logs[i], "--state-dir", str(tmp_path / f"state{i}"))
+        for i in range(3)
+    ]
+    # Kill one once the three share the work and it has made progress.
+    deadline = time.monotonic() + 120
+    while not all("assigned: " in log.read_text() for log in logs):
+        assert time.monotonic() < deadline, "the instances never got partitions"
+        time.sleep(0.2)
+    victim = _kill_when(bootstrap, app_id, apps[0], 60_000, sum(expected.values()))
+    owned = re.findall(r"assigned: (.*)", logs[0].read_text())
+    assert any(o != "none" for o in owned), "the killed instance owned no partitions"
+
+    survivors = apps[1:]
+    _wait_for_table(bootstrap, expected, survivors, logs[1].read_text())
+    _stop(survivors, logs[1])
+    assert _table(bootstrap) == expected
+    assert _committed_lines(bootstrap, app_id) == len(lines)
+    # The survivors took the dead instance's partitions over, restoring their stores.
+    taken = sum(_restores(log.read_text())[0] for log in logs[1:])
+    print(f"killed one of three after {victim} words; survivors restored {taken} records")
