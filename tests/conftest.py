@@ -59,6 +59,18 @@ class App:
             check=False,
         )
 
+    def pytest_broker(self, bootstrap: str) -> subprocess.CompletedProcess[str]:
+        """The app's broker tests, against `bootstrap`."""
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "broker"],
+            cwd=self.root,
+            env={**self.env(), "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
     def python(
         self, code: str, *args: str, pythonpath: Iterable[Path] = (), cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:

@@ -135,7 +135,9 @@ class Runner:
         }
         if self.eos:
             restore_config["isolation.level"] = "read_committed"
-        self.stores = Stores(settings.state_dir, self._send_changelog, restore_config)
+        self.stores = Stores(
+            settings.state_dir, self._send_changelog, restore_config, settings.cache_max_entries
+        )
         self.ctx = Context(self.errors, self.stores)
         self.stores.bind(self.ctx, topology.EMITTERS)
         # Offsets of changelog records delivered in the open transaction, per partition.

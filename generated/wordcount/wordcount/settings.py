@@ -110,6 +110,8 @@ class Settings:
     stop_when_idle_s: float | None = None
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
+    # Overrides the spec's cache_max_entries of every store (0: forward every update).
+    cache_max_entries: int | None = None
 
     @property
     def exactly_once(self) -> bool:
@@ -176,6 +178,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
         "<tmp>/kgen-state/<app>/<instance-id or 'default'>); give each instance on one machine its own",
     )
+    p.add_argument(
+        "--cache-max-entries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="override every store's cache_max_entries; 0 forwards every update at once",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -220,4 +229,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         stop_when_idle_s=args.stop_when_idle,
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
+        cache_max_entries=args.cache_max_entries,
     )

@@ -19,7 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -335,9 +335,12 @@ class Stores:
         state_dir: str | None,
         send: Send,
         restore_config: dict[str, Any] | None = None,
+        cache_max_entries: int | None = None,
     ) -> None:
         # None: every store in memory (the test driver).
         self.state_dir = state_dir
+        # Overrides every store's cache_max_entries (0: forward every update at once).
+        self.cache_max_entries = cache_max_entries
         self.send = send
         self.restore_config = restore_config
         self.emitters: Mapping[str, EmitFunction] = {}
@@ -386,6 +389,8 @@ class Stores:
         if self.restore_config is not None:
             self._restore([(spec, p, backends[spec.name, p]) for spec, p in opening])
         for spec, p in opening:
+            if self.cache_max_entries is not None:
+                spec = replace(spec, cache_max_entries=self.cache_max_entries)
             self.by_name[spec.name][p] = Store(
                 spec, p, backends[spec.name, p], self._emit(spec.name), self.send
             )
