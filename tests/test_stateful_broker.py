@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from example_apps import build_example, committed_offsets
 
@@ -106,6 +107,17 @@ def _kill_when(
     raise AssertionError("the app made no progress within 180 s")
 
 
+def _low_watermarks(bootstrap: str, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "wc-watermarks"})
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[0]
+            for p in range(PARTITIONS)
+        ]
+    finally:
+        consumer.close()
+
+
 def _table(bootstrap: str) -> dict[str, int]:
     """The output as a table: the latest count per word, read with read_committed."""
     latest: dict[str, int] = {}
@@ -171,11 +183,20 @@ def test_sigkill_twice_restores_only_the_changelog_tail(
     second = _start(app, bootstrap, logs[1], "--instance-id", "a", "--state-dir", state)
     killed_at.append(_kill_when(bootstrap, app_id, second, killed_at[0] + 60_000, words))
     # The last run comes back under a new instance id, on the same disk.
-    last = _start(app, bootstrap, logs[2], "--instance-id", "b", "--state-dir", state)
+    last = _start(
+        app,
+        bootstrap,
+        logs[2],
+        *("--instance-id", "b", "--state-dir", state, "--purge-interval-ms", "500"),
+    )
     _wait_for_table(bootstrap, expected, [last], logs[2].read_text())
+    time.sleep(1.5)  # a purge after the last commits
     _stop([last], logs[2])
     assert _table(bootstrap) == expected
     assert _committed_lines(bootstrap, app_id) == len(lines)
+    # Consumed repartition records were deleted (delete-records up to the committed offsets).
+    purged = _low_watermarks(bootstrap, f"{app_id}-word-counts-repartition")
+    assert sum(purged) > words // 2, f"repartition low watermarks: {purged}"
 
     for i, log in enumerate(logs[1:], start=1):
         read, held = _restores(log.read_text())

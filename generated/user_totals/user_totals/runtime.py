@@ -74,8 +74,6 @@ MAX_QUEUED = 500_000
 REPORT_EVERY_S = 10.0
 # Transactions aborted one after the other, with no commit between them, before giving up.
 MAX_ABORTS_IN_ROW = 5
-# How often consumed repartition records are deleted (Kafka Streams' repartition.purge.interval.ms).
-PURGE_EVERY_S = 30.0
 
 
 class MissingTopicsError(Exception):
@@ -144,7 +142,9 @@ class Runner:
         self.changelog_offsets: dict[tuple[str, int], int] = {}
         # Partitions assigned by the last rebalance, whose stores are not open yet.
         self.newly_assigned: list[TopicPartition] = []
-        self.next_purge = time.monotonic() + PURGE_EVERY_S
+        self.next_purge = time.monotonic() + settings.purge_interval_ms / 1000
+        # Positions as of the last commit: repartition records before them may be deleted.
+        self.committed_positions: list[TopicPartition] = []
         self.stopping = False
         self.in_transaction = False
         # Records were processed since the last commit.
@@ -243,6 +243,8 @@ class Runner:
             if now >= next_commit:
                 self._commit()
                 next_commit = now + interval
+            if now >= self.next_purge:
+                self._purge()
             if now >= next_report:
                 rate = (self.processed - reported) / (now - next_report + REPORT_EVERY_S)
                 log.info(
@@ -318,8 +320,7 @@ class Runner:
         # Committed: now, and only now, the stores' writes reach their local databases.
         self.stores.commit(self.changelog_offsets)
         self.changelog_offsets = {}
-        if time.monotonic() >= self.next_purge:
-            self._purge()
+        self.committed_positions = self.positions
         self.dirty = False
         self.commits += 1
 
@@ -385,8 +386,13 @@ class Runner:
 
     def _purge(self) -> None:
         """Delete repartition records every instance is done with (committed offsets)."""
-        self.next_purge = time.monotonic() + PURGE_EVERY_S
-        done = [tp for tp in self.positions if tp.topic in INTERNAL_SOURCE_TOPICS and tp.offset > 0]
+        self.next_purge = time.monotonic() + self.settings.purge_interval_ms / 1000
+        done = [
+            tp
+            for tp in self.committed_positions
+            if tp.topic in INTERNAL_SOURCE_TOPICS and tp.offset > 0
+        ]
+        self.committed_positions = []
         if not done:
             return
         try:
@@ -499,8 +505,9 @@ class Runner:
                 elif have != need:
                     raise MissingTopicsError(
                         f"internal topic {t.name} has {have} partitions, but the app needs {need} "
-                        f"(as many as {', '.join(t.partitions_from)}). Delete it and restart the app "
-                        "(a changelog is rebuilt by the app; a repartition topic holds only records in flight)."
+                        f"(as many as {', '.join(t.partitions_from)}), or its state would be scattered. "
+                        "A repartition topic only holds records in flight: stop the app, let nothing be "
+                        "in flight, delete it and restart. Deleting a changelog loses its store's state."
                     )
             if not new:
                 break

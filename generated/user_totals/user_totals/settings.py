@@ -121,6 +121,9 @@ class Settings:
     state_dir: str = ""
     # Overrides the spec's cache_max_entries of every store (0: forward every update).
     cache_max_entries: int | None = None
+    # How often consumed repartition records are deleted (Kafka Streams'
+    # repartition.purge.interval.ms).
+    purge_interval_ms: int = 30_000
 
     @property
     def exactly_once(self) -> bool:
@@ -194,6 +197,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="override every store's cache_max_entries; 0 forwards every update at once",
     )
+    p.add_argument(
+        "--purge-interval-ms",
+        type=int,
+        default=30_000,
+        help="how often consumed repartition records are deleted (default %(default)s)",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -239,4 +248,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
         cache_max_entries=args.cache_max_entries,
+        purge_interval_ms=args.purge_interval_ms,
     )
