@@ -13,9 +13,9 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
-from kgen import expr
+from kgen import expr, graph
 from kgen.errors import Loc, SpecError
-from kgen.flow import AGGREGATIONS, ALLOWED, Flow, flows, is_terminal, step_allowed
+from kgen.flow import AGGREGATIONS, ALLOWED, Flow, after, flows, is_terminal, step_allowed
 from kgen.spec import (
     Aggregate,
     BranchStep,
@@ -149,6 +149,9 @@ class _Checker:
         self.check_stores()
         self.check_graph()
         self.check_tests()
+        if not any(not p.warning for p in self.problems):
+            # The graph is only built from a spec without other errors.
+            self.check_internal_topics()
         return self.problems
 
     def check_app(self) -> None:
@@ -213,9 +216,11 @@ class _Checker:
         try:
             expr.parse(logic, self.modules, agg=agg)
         except expr.ExpressionError as exc:
-            self.expression_error(loc, logic, exc)
+            self.expression_error(loc, logic, exc, agg)
 
-    def expression_error(self, loc: Loc, source: str, exc: expr.ExpressionError) -> None:
+    def expression_error(
+        self, loc: Loc, source: str, exc: expr.ExpressionError, agg: bool = False
+    ) -> None:
         """Report a bad expression at the offending character when the file shows the
         expression as it is (a one-line string without escapes), else at its key."""
         message = str(exc)
@@ -240,7 +245,12 @@ class _Checker:
             hint = hint or "write a Python expression, e.g. value['amount'] > 100"
         name = re.match(r"unknown name '(\w+)'", str(exc))
         if name:
-            hint = self.unknown_name_hint(name.group(1)) or hint
+            hint = self.unknown_name_hint(name.group(1), loc, agg) or hint
+            if agg and hint == exc.hint:
+                hint = (
+                    "an aggregation's expression can use agg (the aggregate so far), key, value, "
+                    "timestamp, headers, builtins and the modules listed in `imports`"
+                )
         written = self.where.string_value(loc)
         if offset is not None and written and written[2] == source:
             line, col, _ = written
@@ -251,14 +261,25 @@ class _Checker:
             message += f" (at column {offset + 1} of the expression)"
         self.error(loc, message, hint)
 
-    def unknown_name_hint(self, name: str) -> str:
+    def unknown_name_hint(self, name: str, loc: Loc = (), agg: bool = False) -> str:
+        if name == expr.AGG and not agg:
+            if loc[-1:] == ("init",):
+                return (
+                    "init gives a new key's first aggregate, before there is an agg: write the "
+                    "starting value, e.g. init = '0'"
+                )
+            return (
+                "agg is the aggregate so far: only the expressions of reduce, aggregate and "
+                "subtract see it"
+            )
         if name in ("true", "false", "null", "none", "nil"):
             python = {"true": "True", "false": "False"}.get(name, "None")
             return f"expressions are Python: write {python}"
         if name in sys.stdlib_module_names:
             modules = [*self.spec.imports, name]
             return f"add the module to the spec's imports: imports = {modules!r}"
-        close = _did_you_mean(name, [*expr.RECORD_NAMES, *self.spec.imports])
+        known = [*expr.RECORD_NAMES, *([expr.AGG] if agg else []), *self.spec.imports]
+        close = _did_you_mean(name, known)
         if close:
             return close
         return ""
@@ -291,11 +312,12 @@ class _Checker:
         for i, table in enumerate(self.spec.tables):
             loc: Loc = ("tables", i, "name")
             if table.name in names:
-                first = self.line(names[table.name])
+                other = names[table.name]
                 self.error(
                     loc,
                     f"duplicate name {table.name!r}",
-                    f"the stream or table at line {first} has it already; names must be unique",
+                    f"the {str(other[0])[:-1]} at line {self.line(other)} has it already; streams "
+                    "and tables share their names, which must be unique: rename one",
                 )
             names.setdefault(table.name, loc)
             self.topic_ref(("tables", i, "from"), table.from_)
@@ -319,15 +341,28 @@ class _Checker:
                     writers.setdefault(step.store, []).append((*base, "steps", j, "store"))
         return writers
 
+    def writer(self, loc: Loc) -> str:
+        """What writes a store, from where store_writers found it: 'table 'users'' or 'the
+        count of stream 'words''."""
+        kind, i = loc[0], loc[1]
+        assert isinstance(i, int)
+        entry = self.spec.streams[i] if kind == "streams" else self.spec.tables[i]
+        if len(loc) == 3:
+            return f"table {entry.name!r}"
+        j = loc[3]
+        assert isinstance(j, int)
+        return f"the {_operation(entry.steps[j])} of {str(kind)[:-1]} {entry.name!r}"
+
     def check_stores(self) -> None:
         writers = self.store_writers()
         for name, locs in writers.items():
-            for loc in locs[1:]:
+            first, *others = sorted(locs, key=self.where.position)
+            for loc in others:
                 self.error(
                     loc,
                     f"store {name!r} is written by two operations",
-                    f"the one at line {self.line(locs[0])} writes it already; every table and "
-                    "aggregation needs a store of its own",
+                    f"{self.writer(first)} at line {self.line(first)} writes it already; "
+                    "every table and aggregation needs a store of its own: rename this one",
                 )
         for name in self.spec.stores:
             if name not in writers:
@@ -339,15 +374,66 @@ class _Checker:
                     or "a store is named by a table's or an aggregation's store = '...'",
                 )
 
+    def check_internal_topics(self) -> None:
+        """The topics the app creates for itself (repartition and changelog topics) are named
+        after steps and stores: two of them, or one and a declared topic, must not meet."""
+        steps: dict[int, Loc] = {}
+        for base, entry in entries(self.spec):
+            for j, step in enumerate(entry.steps):
+                steps[id(step)] = (*base, "steps", j)
+        internal: dict[str, tuple[Loc, str]] = {}
+        for node in graph.build(self.spec).walk():
+            if node.kind != "repartition" or node.step is None:
+                continue
+            loc = steps[id(node.step)]
+            topic = node.topics[0]
+            what = f"the repartition topic of the {_operation(node.step)} at line {self.line(loc)}"
+            if topic in internal:
+                self.error(
+                    loc,
+                    f"this step's repartition topic {topic!r} is already {internal[topic][1]}",
+                    "give one of the steps another name = '...': a grouping step's "
+                    "repartition topic is '<app>-<name>-repartition', and without a name the "
+                    "store it feeds names it",
+                )
+            internal.setdefault(topic, (loc, what))
+        for store, locs in self.store_writers().items():
+            loc = min(locs, key=self.where.position)
+            what = f"the changelog topic of store {store!r}"
+            internal.setdefault(graph.changelog_topic(self.spec.app, store), (loc, what))
+        for topic, (_, what) in internal.items():
+            if topic in self.spec.topics:
+                self.error(
+                    ("topics", topic),
+                    f"topic {topic!r} is {what}, which the app creates and owns",
+                    "rename the topic: the app's internal topics are '<app>-<step name or "
+                    "store>-repartition' and '<app>-<store>-changelog'",
+                )
+
     def check_steps(self, i: int, stream: Stream | Table, kind: str = "streams") -> None:
         names: dict[str, int] = {}
         start: Flow = "table" if kind == "tables" else "stream"
-        before = flows(start, stream.steps)
+        # The flow before each step, going on as if a misplaced step had run (a count on an
+        # ungrouped stream still makes a table), so one mistake is reported once.
+        before: list[Flow] = [start]
+        # What made the current table, for messages: a table entry or an aggregation.
+        maker = f"table {stream.name!r}" if kind == "tables" else ""
+        # Set while the flow is stuck grouped after a misplaced step: the steps that follow
+        # and the grouped end are the same mistake.
+        stuck = False
+        grouping = "group_by"  # the last grouping step's operation, for messages
         for j, step in enumerate(stream.steps):
             base: Loc = (kind, i, "steps", j)
             flow = before[j]
-            if not step_allowed(flow, step):
-                self.flow_error(base, flow, step)
+            allowed = step_allowed(flow, step)
+            if not allowed and not stuck:
+                self.flow_error(base, flow, step, maker, grouping)
+            stuck = not allowed and flow in ("grouped", "grouped_table")
+            before.append(after(flow, step))
+            if isinstance(step, (GroupBy, GroupByKey)):
+                grouping = _operation(step)
+            if isinstance(step, AGGREGATIONS):
+                maker = f"the table of the {_operation(step)} at line {self.line(base)}"
             if (
                 j > 0
                 and is_terminal(stream.steps[j - 1])
@@ -384,17 +470,18 @@ class _Checker:
             elif isinstance(step, Merge):
                 pass  # references are checked with the graph
             else:
-                op = next(k for k in type(step).model_fields if k != "name")
-                self.logic((*base, op), getattr(step, op))
-        if before[-1] in ("grouped", "grouped_table"):
+                self.logic((*base, _operation(step)), getattr(step, _operation(step)))
+        if before[-1] in ("grouped", "grouped_table") and not stuck:
             self.error(
                 (kind, i, "steps", len(stream.steps) - 1),
-                f"{kind[:-1]} {stream.name!r} ends grouped",
-                f"a grouped {kind[:-1]} goes on with {ALLOWED[before[-1]]}",
+                f"{kind[:-1]} {stream.name!r} ends grouped: nothing aggregates the groups of its "
+                f"{grouping}",
+                "add count, reduce or aggregate after it, e.g. "
+                f"{{ count = true, store = '{stream.name}-counts' }}",
             )
 
-    def flow_error(self, loc: Loc, flow: Flow, step: StepBase) -> None:
-        op = next(k for k in type(step).model_fields if k != "name")
+    def flow_error(self, loc: Loc, flow: Flow, step: StepBase, maker: str, grouping: str) -> None:
+        op = _operation(step)
         if flow == "stream" and isinstance(step, AGGREGATIONS):
             self.error(
                 loc,
@@ -402,17 +489,36 @@ class _Checker:
                 "add { group_by_key = true } (or a group_by) before it",
             )
         elif flow == "stream":
-            self.error(loc, "to_stream turns a table into a stream; this is a stream already")
-        elif flow in ("grouped", "grouped_table"):
             self.error(
                 loc,
-                f"a grouped {'table' if flow == 'grouped_table' else 'stream'} goes on with "
-                f"{ALLOWED[flow]}, not {op}",
+                "to_stream turns a table into a stream; this is a stream already",
+                "drop it: to_stream follows count, reduce, aggregate or a [[tables]] entry",
+            )
+        elif flow in ("grouped", "grouped_table"):
+            what = "table" if flow == "grouped_table" else "stream"
+            self.error(
+                loc,
+                f"a grouped {what} goes on with {ALLOWED[flow]}, not {op}",
+                f"move {op} before the {grouping}, or after an aggregation and "
+                "{ to_stream = true }",
+            )
+        elif isinstance(step, AGGREGATIONS):
+            self.error(
+                loc,
+                f"{op} needs a grouped table, and {maker} is not grouped",
+                "add { group_by = '<expression>' } before it: it gives each row its group "
+                "(group_by = 'key' keeps the table's key)",
+            )
+        elif isinstance(step, GroupByKey):
+            self.error(
+                loc,
+                f"group_by_key does not apply to {maker}: a table is regrouped with group_by",
+                "write { group_by = 'key' } to keep its key, or group by another expression",
             )
         else:
             self.error(
                 loc,
-                f"{op} does not apply to a table; a table goes on with {ALLOWED['table']}",
+                f"{op} does not apply to {maker}; a table goes on with {ALLOWED['table']}",
                 "add { to_stream = true } before it to work on the table's updates as a stream",
             )
 
@@ -433,7 +539,7 @@ class _Checker:
                         (*base, "subtract"),
                         "subtract is only for grouped tables: a stream's records are never "
                         "taken back",
-                        "drop it",
+                        "drop subtract: a grouped stream's aggregate only adds",
                     )
             elif flow == "grouped_table":
                 self.error(
@@ -500,6 +606,12 @@ class _Checker:
     def unreadable(self, name: str, outputs: list[str]) -> tuple[str, str]:
         """Why a from_stream or merge name cannot be read, and what to do instead."""
         streams = {s.name: s for s in self.spec.streams}
+        if name in {t.name for t in self.spec.tables} and name not in streams:
+            return (
+                f"{name!r} is a table: from_stream and merge read streams",
+                "give the table the steps { to_stream = true } and { to = '<topic>' }, and read "
+                "that topic with from = '<topic>'",
+            )
         stream_name, _, branch_name = name.partition(".")
         stream = streams.get(stream_name)
         if stream is not None and not branch_name and not ends_as_stream(stream):
@@ -625,7 +737,9 @@ class _Checker:
                     self.error(
                         ("tests", c, "stores", name),
                         f"unknown store {name!r} (stores: {_listing(list(stores))})",
-                        _did_you_mean(name, list(stores)),
+                        _did_you_mean(name, list(stores))
+                        or "a test checks the stores its tables and aggregations name with "
+                        "store = '...'",
                     )
                     continue
                 for e, entry in enumerate(content):
@@ -649,6 +763,11 @@ class _Checker:
                     f"format is {fmt!r}",
                     problem,
                 )
+
+
+def _operation(step: StepBase) -> str:
+    """The operation key of a step: 'filter', 'count', ..."""
+    return next(k for k in type(step).model_fields if k != "name")
 
 
 def _describe_value(value: Any) -> str:

@@ -614,6 +614,14 @@ def _describe_value_error(issue: _Issue, where: Locator) -> SpecError:
     if len(loc) == 2 and loc[0] == "topics" and isinstance(value, dict):
         # Topic's only model-level rule: replication_factor needs partitions.
         return where.error((*loc, "replication_factor"), message)
+    if not loc and isinstance(value, dict):
+        # Spec's only model-level rule: something to run.
+        return where.error(
+            loc,
+            message,
+            "add a [[streams]] table with name, from and steps, or a [[tables]] table with "
+            "name, from and store",
+        )
     if loc and loc[-1] == "function":
         return where.error(loc, message, "e.g. { function = 'payments.rules:is_large' }")
     return where.error(loc, message)
