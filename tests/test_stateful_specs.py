@@ -181,3 +181,57 @@ def test_tables_app_on_the_broker_matches_the_driver(tables: App, kafka_bootstra
     result = tables.pytest_broker(kafka_bootstrap)
     assert result.returncode == 0, App.why(result)
     assert "1 passed" in result.stdout
+
+
+UPDATE_ERRORS = """
+app = "ratios-POLICY"
+on_error = "POLICY"
+dead_letter_topic = "ratios-dlq"
+[topics.events]
+key = "string"
+value = "string"
+[topics.ratios]
+key = "string"
+value = "double"
+[topics.ratios-dlq]
+key = "bytes"
+value = "bytes"
+
+[[streams]]
+name = "ratios"
+from = "events"
+steps = [
+  { group_by_key = true },
+  { count = true, store = "counts" },
+  { to_stream = true },
+  { map_values = "1 / (value - 2)" },
+  { to = "ratios" },
+]
+"""
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip", "dead_letter"])
+def test_a_failing_step_after_a_store_follows_the_error_policy(
+    build_app: BuildApp, policy: str
+) -> None:
+    app = build_app(UPDATE_ERRORS.replace("POLICY", policy), f"ratios_{policy}")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_input("events", "k", "a", timestamp=1)
+    if policy == "fail":
+        failed = app.module("errors").ProcessingFailed
+        with pytest.raises(failed, match="update of store counts-0, key b'k' failed: Zero"):
+            driver.pipe_input("events", "k", "b", timestamp=2)
+        return
+    driver.pipe_input("events", "k", "b", timestamp=2)  # count 2: division by zero
+    driver.pipe_input("events", "k", "c", timestamp=3)
+    assert driver.read_key_values("ratios") == [("k", -1.0), ("k", 1.0)]
+    # The store itself is right: only the step after it failed, for one update.
+    assert driver.read_store("counts") == {"k": 3}
+    if policy == "skip":
+        assert driver.errors.skipped == 1
+    else:
+        [letter] = driver.read_raw("ratios-dlq")
+        headers = dict(letter.headers)
+        assert letter.key == b"k"
+        assert headers["__streams.errors.exception"] == b"ZeroDivisionError"
+        assert headers["__streams.errors.store"] == b"counts"
