@@ -156,7 +156,7 @@ class GroupBy(StepBase):
     group_by: Logic
     key: Format = "string"
     value: Format = "json"
-    # Partitions of the repartition topic; default: the most of the app's source topics.
+    # Partitions of the repartition topic; default: the most of its sub-topology's sources.
     partitions: int | None = Field(default=None, ge=1)
 
 
