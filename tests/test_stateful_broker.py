@@ -236,3 +236,27 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
     # The survivors took the dead instance's partitions over, restoring their stores.
     taken = sum(_restores(log.read_text())[0] for log in logs[1:])
     print(f"killed one of three after {victim} words; survivors restored {taken} records")
+
+
+@pytest.mark.parametrize(
+    ("partitions", "config", "message"),
+    [
+        (3, {"cleanup.policy": "compact"}, "has 3 partitions, but the app needs 6"),
+        (6, {"cleanup.policy": "delete"}, "but a changelog must be compacted"),
+    ],
+)
+def test_a_mismatched_changelog_stops_the_app(
+    kafka_bootstrap: str, tmp_path: Path, partitions: int, config: dict[str, str], message: str
+) -> None:
+    bootstrap, app_id = kafka_bootstrap, f"wc-mismatch-{partitions}"
+    _prepare(bootstrap, app_id, _lines(10))
+    changelog = f"{app_id}-word-counts-changelog"
+    topics.recreate_topics(bootstrap, {changelog: partitions}, config=config)
+    app = build_example("wordcount", app_id, tmp_path)
+    log = tmp_path / "app.log"
+    proc = _start(app, bootstrap, log, "--state-dir", str(tmp_path / "state"))
+    assert proc.wait(60) == 1, log.read_text()[-3000:]
+    text = log.read_text()
+    assert changelog in text and message in text, text[-3000:]
+    # Nothing was processed: the input is still uncommitted.
+    assert _committed_lines(bootstrap, app_id) == 0
