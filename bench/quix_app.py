@@ -1,0 +1,181 @@
+"""The benchmark's workloads written with Quix Streams, as its users write apps.
+
+Runs in the Quix venv of bench/quix.py (imports quixstreams and the standard library only):
+
+    python bench/quix_app.py --workload filter|transform|count --bootstrap HOST:PORT
+        --input TOPIC --output TOPIC --app-id ID --state-dir DIR
+        [--commit-interval-ms N] [--stop-when-idle SECONDS]
+
+Input: JSON values (~200 bytes), keys "user-NNNNN" (UTF-8). Exactly-once, from the earliest
+offset, Quix's default commit interval (5 s) unless --commit-interval-ms is given.
+
+- filter: records whose kind is "keep", same key, the value re-serialized by Quix's JSON
+  serializer (orjson: compact, so byte-identical to the input's compact JSON).
+- transform: key = value's country (string), value = compact JSON
+  {"id","user","country","amount_cents","fee_cents"} in that order.
+- count: group_by("user") (a repartition topic), a stateful count per user in Quix's state
+  (RocksDB, with a changelog topic), each update written with key = user (string) and value =
+  the count as an 8-byte big-endian signed long.
+
+Stops by itself (exit 0) after --stop-when-idle seconds without a processed message (timed
+from launch until the first one), or on SIGTERM/SIGINT; then prints `processed N records`
+(input records).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import struct
+import sys
+import threading
+import time
+from typing import Any
+
+from quixstreams import Application, State
+from quixstreams.models import Serializer
+
+_LONG = struct.Struct(">q")
+
+
+class LongSerializer(Serializer):
+    """An int as 8 bytes, big-endian, signed: what Kafka's LongSerializer writes (Quix's own
+    IntegerSerializer writes 4)."""
+
+    def __call__(self, value: int, ctx: Any) -> bytes:
+        return _LONG.pack(value)
+
+
+def keep(value: dict[str, Any]) -> bool:
+    kind: str = value["kind"]
+    return kind == "keep"
+
+
+def transform(value: dict[str, Any]) -> dict[str, Any]:
+    cents = round(value["amount"] * 100)
+    return {
+        "id": value["id"],
+        "user": value["user"],
+        "country": value["country"],
+        "amount_cents": cents,
+        "fee_cents": cents * 3 // 100,
+    }
+
+
+def country(value: dict[str, Any]) -> str:
+    name: str = value["country"]
+    return name
+
+
+def count(_value: dict[str, Any], state: State[str, int]) -> int:
+    n: int = state.get("count", 0) + 1
+    state.set("count", n)
+    return n
+
+
+def build(app: Application, workload: str, input_name: str, output_name: str) -> None:
+    """The StreamingDataFrame of `workload`, registered on `app`."""
+    source = app.topic(input_name, key_deserializer="bytes", value_deserializer="json")
+    sdf = app.dataframe(source)
+    if workload == "filter":
+        out = app.topic(output_name, key_serializer="bytes", value_serializer="json")
+        sdf = sdf.filter(keep)
+        sdf.to_topic(out)
+    elif workload == "transform":
+        out = app.topic(output_name, key_serializer="str", value_serializer="json")
+        sdf = sdf.apply(transform)
+        sdf.to_topic(out, key=country)
+    elif workload == "count":
+        out = app.topic(output_name, key_serializer="str", value_serializer=LongSerializer())
+        # Re-keys by value["user"] through a repartition topic (JSON keys by default).
+        sdf = sdf.group_by("user")
+        sdf = sdf.apply(count, stateful=True)
+        sdf.to_topic(out)
+    else:
+        raise ValueError(f"unknown workload {workload!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", required=True, choices=("filter", "transform", "count"))
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--app-id", required=True)
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--commit-interval-ms", type=int, default=None)
+    parser.add_argument("--stop-when-idle", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    # SIGTERM before app.run() installs Quix's own handlers: do not start at all.
+    stopping = threading.Event()
+
+    def early_stop(*_: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, early_stop)
+    signal.signal(signal.SIGINT, early_stop)
+
+    seen = [0, 0]  # input records, all messages (input and repartition)
+    times = [0.0, 0.0]  # monotonic time of the first and the last message processed
+
+    def on_processed(topic: str, _partition: int, _offset: int) -> None:
+        seen[1] += 1
+        times[1] = time.monotonic()
+        if not times[0]:
+            times[0] = times[1]
+        if topic == args.input:
+            seen[0] += 1
+
+    options: dict[str, Any] = {}
+    if args.commit_interval_ms is not None:
+        options["commit_interval"] = args.commit_interval_ms / 1000
+    app = Application(
+        broker_address=args.bootstrap,
+        consumer_group=args.app_id,
+        processing_guarantee="exactly-once",
+        auto_offset_reset="earliest",
+        state_dir=args.state_dir,
+        on_message_processed=on_processed,
+        **options,
+    )
+    build(app, args.workload, args.input, args.output)
+
+    if args.stop_when_idle is not None:
+        threading.Thread(
+            target=_watch_idle, args=(app, seen, args.stop_when_idle, stopping), daemon=True
+        ).start()
+
+    if not stopping.is_set():
+        app.run()
+    stopping.set()
+    busy = times[1] - times[0]
+    rate = f", {seen[0] / busy:,.0f}/s" if busy > 0 else ""
+    print(f"first to last message: {busy:.2f} s{rate}", file=sys.stderr, flush=True)
+    print(f"processed {seen[0]} records", flush=True)
+    return 0
+
+
+def _watch_idle(
+    app: Application, seen: list[int], idle_s: float, stopping: threading.Event
+) -> None:
+    """Stop `app` once no message was processed for `idle_s` seconds (Application.stop() is
+    meant for this: it ends the poll loop, which commits the last checkpoint)."""
+    last, since = -1, time.monotonic()
+    while not stopping.wait(min(0.2, idle_s / 4)):
+        now = time.monotonic()
+        if seen[1] != last:
+            last, since = seen[1], now
+        elif now - since >= idle_s:
+            break
+    else:
+        return
+    print(f"idle for {idle_s:g} s: stopping", file=sys.stderr, flush=True)
+    # Again until run() has returned: a stop() before run() has started is reset by it.
+    app.stop()
+    while not stopping.wait(0.5):
+        app.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
