@@ -115,10 +115,15 @@ class Runner:
             "acks": "all",
             "enable.idempotence": True,
             **settings.kafka_config,
-            # Deliveries of changelog records tell which changelog offset a store reaches.
+            # Deliveries of changelog records tell which changelog offset a store reaches:
+            # they carry a callback of their own (see _send_changelog).
             "delivery.report.only.error": False,
-            "on_delivery": self._on_delivery,
         }
+        if not self.eos:
+            # At-least-once must see every failed delivery before it commits offsets. Under
+            # exactly-once a failed delivery fails the transaction's commit, which says why;
+            # no callback for each of the other records keeps them off the Python side.
+            producer_conf["on_delivery"] = self._on_delivery
         if self.eos:
             producer_conf["transactional.id"] = f"{APP_ID}-{instance}"
             producer_conf.setdefault("transaction.timeout.ms", 10_000)
@@ -382,7 +387,14 @@ class Runner:
     def _send_changelog(
         self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
     ) -> None:
-        self.producer.produce(topic, value, key, partition=partition, timestamp=timestamp)
+        self.producer.produce(
+            topic,
+            value,
+            key,
+            partition=partition,
+            timestamp=timestamp,
+            on_delivery=self._on_delivery,
+        )
 
     def _purge(self) -> None:
         """Delete repartition records every instance is done with (committed offsets)."""
