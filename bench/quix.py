@@ -141,7 +141,9 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
     """The argv running `workload` with Quix Streams in the venv of `python`.
 
     `-I` (isolated): the venv's own packages only, whatever PYTHONPATH the harness has.
-    `commit_interval_ms` None keeps Quix's default commit interval (5 s).
+    `commit_interval_ms` None keeps Quix's default commit interval (5 s). `stop_when_idle`
+    counts from launch until the first message: give it more than the start-up (a group join
+    of ~3-6 s, plus state recovery on a restart), as the harness's 60 s does.
     """
     if workload not in WORKLOADS:
         raise ValueError(f"unknown Quix workload {workload!r}; expected one of {WORKLOADS}")
@@ -151,5 +153,5 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
     if commit_interval_ms is not None:
         argv += ["--commit-interval-ms", str(commit_interval_ms)]
     if stop_when_idle is not None:
-        argv += ["--stop-when-idle", str(stop_when_idle)]
+        argv += ["--stop-when-idle", f"{stop_when_idle:g}"]
     return argv

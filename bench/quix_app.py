@@ -17,9 +17,10 @@ offset, Quix's default commit interval (5 s) unless --commit-interval-ms is give
   (RocksDB, with a changelog topic), each update written with key = user (string) and value =
   the count as an 8-byte big-endian signed long.
 
-Stops by itself (exit 0) after --stop-when-idle seconds without a processed message (timed
-from launch until the first one), or on SIGTERM/SIGINT; then prints `processed N records`
-(input records).
+Stops by itself (exit 0) after --stop-when-idle seconds without a processed message (input
+or repartition), timed from launch until the first one (so it must exceed the start-up: group
+join, state recovery), or on SIGTERM/SIGINT; then prints `processed N records` (input records)
+on stdout, and on stderr the time from the first to the last message processed.
 """
 
 from __future__ import annotations
@@ -32,8 +33,20 @@ import threading
 import time
 from typing import Any
 
-from quixstreams import Application, State
-from quixstreams.models import Serializer
+# Set by a SIGTERM/SIGINT before app.run() has installed Quix's own handlers (importing
+# quixstreams alone takes ~0.6 s): then the app does not start, or stops as soon as it runs.
+_TERM = threading.Event()
+
+
+def _early_stop(*_: Any) -> None:
+    _TERM.set()
+
+
+signal.signal(signal.SIGTERM, _early_stop)
+signal.signal(signal.SIGINT, _early_stop)
+
+from quixstreams import Application, State  # noqa: E402 - after the signal handlers
+from quixstreams.models import Serializer  # noqa: E402
 
 _LONG = struct.Struct(">q")
 
@@ -107,14 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-when-idle", type=float, default=None)
     args = parser.parse_args(argv)
 
-    # SIGTERM before app.run() installs Quix's own handlers: do not start at all.
-    stopping = threading.Event()
-
-    def early_stop(*_: Any) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, early_stop)
-    signal.signal(signal.SIGINT, early_stop)
+    term = _TERM
+    done = threading.Event()  # app.run() has returned
 
     seen = [0, 0]  # input records, all messages (input and repartition)
     times = [0.0, 0.0]  # monotonic time of the first and the last message processed
@@ -141,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     build(app, args.workload, args.input, args.output)
 
-    if args.stop_when_idle is not None:
-        threading.Thread(
-            target=_watch_idle, args=(app, seen, args.stop_when_idle, stopping), daemon=True
-        ).start()
-
-    if not stopping.is_set():
-        app.run()
-    stopping.set()
+    threading.Thread(
+        target=_watch, args=(app, seen, args.stop_when_idle, term, done), daemon=True
+    ).start()
+    try:
+        if not term.is_set():
+            app.run()
+    finally:
+        done.set()
     busy = times[1] - times[0]
     rate = f", {seen[0] / busy:,.0f}/s" if busy > 0 else ""
     print(f"first to last message: {busy:.2f} s{rate}", file=sys.stderr, flush=True)
@@ -156,25 +163,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _watch_idle(
-    app: Application, seen: list[int], idle_s: float, stopping: threading.Event
+def _watch(
+    app: Application,
+    seen: list[int],
+    idle_s: float | None,
+    term: threading.Event,
+    done: threading.Event,
 ) -> None:
-    """Stop `app` once no message was processed for `idle_s` seconds (Application.stop() is
-    meant for this: it ends the poll loop, which commits the last checkpoint)."""
+    """Stop `app` once no message was processed for `idle_s` seconds, or on an early SIGTERM
+    (Application.stop() is meant for this: it ends the poll loop, which then commits the
+    last checkpoint)."""
     last, since = -1, time.monotonic()
-    while not stopping.wait(min(0.2, idle_s / 4)):
+    tick = 0.2 if idle_s is None else min(0.2, idle_s / 4)
+    while not done.wait(tick):
+        if term.is_set():
+            break
         now = time.monotonic()
         if seen[1] != last:
             last, since = seen[1], now
-        elif now - since >= idle_s:
+        elif idle_s is not None and now - since >= idle_s:
+            print(f"idle for {idle_s:g} s: stopping", file=sys.stderr, flush=True)
             break
-    else:
-        return
-    print(f"idle for {idle_s:g} s: stopping", file=sys.stderr, flush=True)
     # Again until run() has returned: a stop() before run() has started is reset by it.
-    app.stop()
-    while not stopping.wait(0.5):
+    while not done.is_set():
         app.stop()
+        done.wait(0.5)
 
 
 if __name__ == "__main__":
