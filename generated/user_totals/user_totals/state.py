@@ -442,6 +442,9 @@ class Stores:
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
                 "fetch.queue.backoff.ms": 10,
+                # A restore reads what is there: at a partition's end (often just the commit
+                # marker of the last transaction) the broker need not hold the fetch 500 ms.
+                "fetch.wait.max.ms": 10,
             }
         )
         try:
@@ -493,7 +496,9 @@ class Stores:
         counts = dict.fromkeys(targets, 0)
         begin = last_progress = last_report = time.monotonic()
         while pending:
-            msgs = consumer.consume(10_000, timeout=1.0)
+            # consume() returns when it has 10,000 records or the timeout is over: a long
+            # timeout would be waited out in full at the end, where fewer are left.
+            msgs = consumer.consume(10_000, timeout=0.05)
             batches: dict[tuple[str, int], dict[bytes, bytes | None]] = {}
             last: dict[tuple[str, int], int] = {}
             for msg in msgs:
