@@ -1,4 +1,5 @@
-"""`python -m bench run --records N --repeat R --systems kgen,copy --workloads filter`."""
+"""`python -m bench run --records N --repeat R --systems kgen,copy --workloads filter,count`;
+`python -m bench restore --records N`."""
 
 from __future__ import annotations
 
@@ -71,17 +72,51 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (%(default)s)")
     r.add_argument("--timeout", type=float, help="seconds per run (default: scaled with N)")
+
+    s = sub.add_parser(
+        "restore",
+        help="fill the count app's changelog, time its store restore (cold, then warm)",
+    )
+    s.add_argument("--records", type=int, default=1_000_000, help="changelog records (%(default)s)")
+    s.add_argument(
+        "--repeat", type=int, default=3, help="rounds of a cold and a warm restore (%(default)s)"
+    )
+    s.add_argument(
+        "--bootstrap-servers",
+        help="a loopback broker to use (default: start kgen's local broker for the run)",
+    )
+    s.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="(default bench/results)")
+    s.add_argument("--no-results", action="store_true", help="write no results file")
+    s.add_argument("--json", type=Path, help="also write every restore as JSON here")
+    s.add_argument(
+        "-X",
+        "--client-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting for the restore consumer",
+    )
+    s.add_argument(
+        "--kgen-patch",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIFF",
+        help="apply this unified diff to the generated count app (paths a/bench_count/...)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.records < 1 or args.repeat < 1 or args.warmup < 0:
+    if args.records < 1 or args.repeat < 1 or getattr(args, "warmup", 0) < 0:
         parser().error("--records and --repeat must be at least 1, --warmup at least 0")
     bad = [c for c in args.client_config if "=" not in c]
     if bad:
         parser().error(f"-X takes KEY=VALUE, got {bad[0]!r}")
     shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
+    if args.command == "restore":
+        return _restore(args, shlex.join(shown))
     config = Config(
         records=args.records,
         repeat=args.repeat,
@@ -106,6 +141,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A system crashed or timed out: its log tail is in the message.
         print(f"bench: run failed: {exc}", file=sys.stderr)
         return 1
+    return 0 if results and all(r.verified for r in results) else 1
+
+
+def _restore(args: argparse.Namespace, command: str) -> int:
+    from bench import restore
+
+    config = restore.RestoreConfig(
+        records=args.records,
+        repeat=args.repeat,
+        bootstrap=args.bootstrap_servers,
+        results_dir=None if args.no_results else args.results_dir,
+        json_path=args.json,
+        client_config=tuple(args.client_config),
+        kgen_patches=tuple(args.kgen_patch),
+        command=command,
+    )
+    try:
+        results = restore.run(config)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     return 0 if results and all(r.verified for r in results) else 1
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -118,13 +119,47 @@ class Broker:
         finally:
             consumer.close()
 
-    def reset(self, topic_partitions: dict[str, int], groups: Iterable[str]) -> None:
-        """Empty the topics (delete and create) and forget the groups' committed offsets."""
-        topics.recreate_topics(self.bootstrap, topic_partitions, groups=list(groups))
+    def reset(
+        self,
+        topic_partitions: dict[str, int],
+        groups: Iterable[str],
+        delete: Iterable[str] = (),
+        config: dict[str, str] | None = None,
+    ) -> None:
+        """Empty the topics (delete and create), delete the topics in `delete` (an app's
+        internal topics: it creates them again at start) and forget the groups' committed
+        offsets."""
+        self.delete_topics(delete)
+        topics.recreate_topics(self.bootstrap, topic_partitions, groups=list(groups), config=config)
 
-    def end_offsets(self, topic: str) -> dict[int, int]:
-        """Each partition's high watermark."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "bench-probe"})
+    def delete_topics(self, names: Iterable[str]) -> None:
+        """Delete those of the topics that exist, and wait until the broker lists none of
+        them: a topic marked for deletion cannot be created again yet."""
+        wanted = set(names)
+        if not wanted:
+            return
+        doomed = sorted(wanted & set(self.admin.list_topics(timeout=TIMEOUT_S).topics))
+        if not doomed:
+            return
+        for future in self.admin.delete_topics(doomed, operation_timeout=TIMEOUT_S).values():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+        deadline = time.monotonic() + 60
+        while wanted & set(self.admin.list_topics(timeout=TIMEOUT_S).topics):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {doomed} were not deleted within 60 s")
+            time.sleep(0.2)
+
+    def end_offsets(self, topic: str, *, stable: bool = False) -> dict[int, int]:
+        """Each partition's high watermark; with `stable`, its last stable offset instead
+        (what a read_committed consumer can reach: not past an open transaction)."""
+        conf = {"bootstrap.servers": self.bootstrap, "group.id": "bench-probe"}
+        if stable:
+            conf["isolation.level"] = "read_committed"
+        consumer = Consumer(conf)
         try:
             meta = consumer.list_topics(topic, timeout=TIMEOUT_S).topics[topic]
             return {
@@ -134,18 +169,20 @@ class Broker:
         finally:
             consumer.close()
 
-    def committed(self, group: str, topic: str, partitions: Iterable[int]) -> int:
-        """How many records of `topic` the group has committed, over `partitions`; 0 while the
-        group has no offsets or its coordinator is not ready yet."""
-        request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p) for p in partitions]
-        )
+    def committed_offsets(
+        self, group: str, partitions: Mapping[str, Iterable[int]]
+    ) -> dict[tuple[str, int], int]:
+        """The group's committed offset of each (topic, partition), 0 when it has none; all
+        0 while its coordinator is not ready yet."""
+        wanted = [TopicPartition(t, p) for t, parts in partitions.items() for p in parts]
+        request = ConsumerGroupTopicPartitions(group, wanted)
         future = self.admin.list_consumer_group_offsets([request], request_timeout=5.0)[group]
         try:
             result = future.result()
         except KafkaException as exc:
             err = exc.args[0]
             if isinstance(err, KafkaError) and err.retriable():
-                return 0
+                return {(tp.topic, tp.partition): 0 for tp in wanted}
             raise
-        return sum(max(tp.offset, 0) for tp in result.topic_partitions or [])
+        got = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in result.topic_partitions or []}
+        return {(tp.topic, tp.partition): got.get((tp.topic, tp.partition), 0) for tp in wanted}

@@ -1,5 +1,5 @@
-"""The benchmark's input: seeded JSON records of about 200 bytes, and order-free digests that
-tell whether an output topic holds exactly the expected records."""
+"""The benchmark's input: seeded JSON records of about 200 bytes, and what tells whether an
+output topic holds what it must: order-free digests of records, or a table of counts."""
 
 from __future__ import annotations
 
@@ -24,11 +24,21 @@ Pair = tuple[bytes, bytes]
 Expectation = Callable[[bytes, bytes, dict[str, Any]], Iterable[bytes]]
 
 
+@dataclass(frozen=True)
+class Counts:
+    """An expected table of counts: `group` maps each input record to its group key (None:
+    not counted); the output must end, per key, with the number of records of its group."""
+
+    group: Callable[[bytes, bytes, dict[str, Any]], bytes | None]
+
+
 def records(n: int, seed: int = SEED) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
     """`n` records as (key, value bytes, value object); the same seed gives the same bytes.
 
     About half have kind 'keep'; keys are one of USERS user ids, so they spread over every
-    partition. Values are compact JSON (as kgen's `json` format writes it) of ~200 bytes.
+    partition. The value's `user` is the key again: a field of USERS values to group by (each
+    one appears in 1,000,000 records). Values are compact JSON (as kgen's `json` format writes
+    it) of ~200 bytes.
     """
     rng = random.Random(seed)
     notes = ["".join(rng.choices(_ALPHABET, k=k)) for k in range(30, 80)]
@@ -72,21 +82,110 @@ class Digest:
 _MASK = (1 << 64) - 1
 
 
+class CountTable:
+    """A topic of counts (8-byte big-endian longs, as Kafka's LongSerializer writes them) as
+    a KTable sees it: the latest count per key. A stateful app forwards one de-duplicated
+    update per key and commit, so the records themselves depend on timing; the final table
+    does not. Read in offset order per partition (a key lives in one partition), each key's
+    count must also grow with every update: `regressions` counts those that did not."""
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+        self.count = 0  # records read (updates), or records counted for an expected table
+        self.regressions = 0
+        self.size = 0  # value bytes, as Digest.size
+
+    def add(self, key: bytes | None, value: bytes | None) -> None:
+        """One output record: the new count of its key (a null value would delete it)."""
+        k = key or b""
+        self.count += 1
+        self.size += len(value or b"")
+        if value is None:
+            self.counts.pop(k, None)
+            return
+        new = int.from_bytes(value, "big", signed=True) if len(value) == 8 else -1
+        if new <= self.counts.get(k, 0):
+            self.regressions += 1
+        self.counts[k] = new
+
+    def bump(self, key: bytes) -> None:
+        """One input record of group `key` (building the expected table)."""
+        self.count += 1
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def __eq__(self, other: object) -> bool:
+        # The table view only: how many updates led there depends on the commit timing.
+        return isinstance(other, CountTable) and self.counts == other.counts
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def differences(self, expected: CountTable, show: int = 3) -> str:
+        """What is wrong with this table against `expected`, briefly."""
+        missing = expected.counts.keys() - self.counts.keys()
+        extra = self.counts.keys() - expected.counts.keys()
+        wrong = [
+            k
+            for k in expected.counts.keys() & self.counts.keys()
+            if self.counts[k] != expected.counts[k]
+        ]
+        parts = [f"{len(self.counts):,} keys (expected {len(expected.counts):,})"]
+        if missing:
+            parts.append(f"{len(missing):,} missing, e.g. {sorted(missing)[:show]}")
+        if extra:
+            parts.append(f"{len(extra):,} unexpected, e.g. {sorted(extra)[:show]}")
+        if wrong:
+            parts.append(
+                f"{len(wrong):,} wrong, e.g. "
+                + ", ".join(
+                    f"{k!r}: {self.counts[k]} not {expected.counts[k]}"
+                    for k in sorted(wrong)[:show]
+                )
+            )
+        if self.regressions:
+            parts.append(f"{self.regressions:,} updates that did not increase their key's count")
+        return "; ".join(parts)
+
+
+# What an output is checked against: a digest of its records, or its table of counts.
+Output = Digest | CountTable
+
+
+def empty_like(expected: Output) -> Output:
+    """An empty output of the same kind, to read a topic into."""
+    return CountTable() if isinstance(expected, CountTable) else Digest()
+
+
+def matches(got: Output, expected: Output) -> bool:
+    """Whether what was read is what was expected (a table's counts must also only grow)."""
+    if isinstance(got, CountTable):
+        return got == expected and got.regressions == 0
+    return got == expected
+
+
 class Expected:
     """Digests of the input and of each expectation's output, computed while the input is
     produced (one pass over the generated records)."""
 
-    def __init__(self, expectations: dict[str, Expectation]) -> None:
+    def __init__(self, expectations: dict[str, Expectation | Counts]) -> None:
         self.expectations = expectations
         self.input = Digest()
-        self.outputs = {name: Digest() for name in expectations}
+        self.outputs: dict[str, Output] = {
+            name: CountTable() if isinstance(e, Counts) else Digest()
+            for name, e in expectations.items()
+        }
 
     def feed(self, source: Iterable[tuple[bytes, bytes, dict[str, Any]]]) -> Iterator[Pair]:
         """Yield each record as (key, value) for the producer, recording what it implies."""
         for key, value, obj in source:
             self.input.add(key, value)
             for name, expect in self.expectations.items():
-                digest = self.outputs[name]
+                output = self.outputs[name]
+                if isinstance(expect, Counts):
+                    assert isinstance(output, CountTable)
+                    group = expect.group(key, value, obj)
+                    if group is not None:
+                        output.bump(group)
+                    continue
                 for out in expect(key, value, obj):
-                    digest.add(key, out)
+                    output.add(key, out)
             yield key, value

@@ -1,5 +1,5 @@
-"""One measured run: launch a system cold, wait until its group has committed the whole input,
-stop it, and check what it wrote."""
+"""One measured run: launch a system cold, wait until its group has committed the whole input
+(and, for an app with repartition topics, those too), stop it, and check what it wrote."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from bench.broker import Broker
-from bench.data import Digest
+from bench.data import CountTable, Output, empty_like, matches
 from bench.systems import System, child_env
 from bench.workloads import INPUT_TOPIC, Workload
 from kgen import topics
@@ -38,10 +41,11 @@ class RunResult:
     broker_cpu_s: float | None  # the broker JVM's CPU time over the same interval, if known
     machine_busy: float  # share of all cores busy over the interval (0..1)
     exit_code: int
-    expected: int
-    written: int
+    expected: int  # records the output must hold; for a table of counts, its keys
+    written: int  # records read from the output
     verified: bool
     note: str = ""
+    keys: int | None = None  # for a table of counts: the keys of the table read
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,7 +101,7 @@ def run_once(
     system: System,
     *,
     workload: Workload,
-    expected: Digest,
+    expected: Output,
     total: int,
     partitions: list[int],
     round_no: int,
@@ -106,7 +110,9 @@ def run_once(
 ) -> RunResult:
     """Measure one cold run of `system` on `workload`; the input topic holds `total` records."""
     group, output = system.group(workload), system.output_topic(workload)
-    broker.reset({output: len(partitions)}, [group])
+    # Cold: an empty output topic, no committed offsets, no internal topics, no local state.
+    broker.reset({output: len(partitions)}, [group], delete=system.internal_topics(workload))
+    system.clean(workload)
     launch = system.launch(workload, broker.bootstrap)
     with log.open("ab") as out:
         out.write(f"\n=== round {round_no}: {' '.join(launch.argv)}\n".encode())
@@ -123,6 +129,7 @@ def run_once(
                 proc,
                 group=group,
                 partitions=partitions,
+                internal=system.internal_sources(workload),
                 total=total,
                 start=start,
                 timeout_s=timeout_s,
@@ -138,10 +145,17 @@ def run_once(
                 proc.kill()
                 proc.wait(STOP_TIMEOUT_S)
     assert progress.elapsed is not None
-    got = Digest()
+    # Read in offset order per partition: a table's latest value per key is its last update.
+    got = empty_like(expected)
     for rec in topics.read_committed(broker.bootstrap, output, timeout_s=60 + total / 5000):
         got.add(rec.key, rec.value)
-    verified = code == 0 and got == expected
+    verified = code == 0 and matches(got, expected)
+    if verified:
+        note = ""
+    elif isinstance(got, CountTable) and isinstance(expected, CountTable):
+        note = f"exit {code}; {got.differences(expected)}"
+    else:
+        note = f"exit {code}; expected {expected}, got {got}"
     return RunResult(
         system=system.name,
         workload=workload.name,
@@ -157,10 +171,11 @@ def run_once(
         ),
         machine_busy=(busy1 - busy0) / max(total1 - total0, 1),
         exit_code=code,
-        expected=expected.count,
+        expected=len(expected.counts) if isinstance(expected, CountTable) else expected.count,
         written=got.count,
         verified=verified,
-        note="" if verified else f"exit {code}; expected {expected}, got {got}",
+        note=note,
+        keys=len(got.counts) if isinstance(got, CountTable) else None,
     )
 
 
@@ -170,31 +185,135 @@ def _wait_done(
     *,
     group: str,
     partitions: list[int],
+    internal: tuple[str, ...],
     total: int,
     start: float,
     timeout_s: float,
 ) -> _Progress:
-    """Poll the group's committed offsets until they cover the input; sample the process's
+    """Poll the group's committed offsets until they cover the input, and then the `internal`
+    topics (repartition topics the system reads back) to their end; sample the process's
     peak RSS and CPU time on the way (the last sample is taken after the end is seen, while
     the process still runs)."""
     progress = _Progress()
     deadline = start + timeout_s
-    while progress.elapsed is None:
-        if time.perf_counter() > deadline:
-            raise RunFailed(f"not done within {timeout_s:.0f} s")
-        if proc.poll() is not None:
-            raise RunFailed(f"exited early with {proc.returncode}")
-        done = broker.committed(group, INPUT_TOPIC, partitions)
-        now = time.perf_counter()
-        if progress.startup is None and done > 0:
-            progress.startup = now - start
-        if done >= total:
-            progress.elapsed = now - start
-        progress.rss_kib = max(progress.rss_kib, peak_rss_kib(proc.pid) or 0)
-        progress.cpu_s = process_cpu_s(proc.pid) or progress.cpu_s
-        if progress.elapsed is None:
-            time.sleep(POLL_S)
+    # The partitions of the internal topics (the app creates them before its first commit).
+    internal_parts: dict[str, list[int]] | None = None
+    # Once the input is done: where the group must get on each internal partition, worked out
+    # in a thread while the polls go on, and the polls' snapshots (time, offsets) till then.
+    ends: Future[dict[tuple[str, int], int] | None] | None = None
+    snapshots: list[tuple[float, dict[tuple[str, int], int]]] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        while progress.elapsed is None:
+            if time.perf_counter() > deadline:
+                raise RunFailed(f"not done within {timeout_s:.0f} s")
+            if proc.poll() is not None:
+                raise RunFailed(f"exited early with {proc.returncode}")
+            if internal and internal_parts is None and progress.startup is not None:
+                internal_parts = {t: sorted(broker.end_offsets(t)) for t in internal}
+            # One request for the input and the internal topics: a snapshot of one moment.
+            offsets = broker.committed_offsets(
+                group, {INPUT_TOPIC: partitions, **(internal_parts or {})}
+            )
+            now = time.perf_counter()
+            done = sum(offsets[INPUT_TOPIC, p] for p in partitions)
+            if progress.startup is None and done > 0:
+                progress.startup = now - start
+            if done >= total and not internal:
+                progress.elapsed = now - start
+            elif done >= total and internal_parts is not None:
+                snapshots.append((now, offsets))
+                if ends is None:
+                    ends = pool.submit(_internal_ends, broker, internal)
+                elif ends.done():
+                    targets = ends.result()
+                    if targets is None:  # a transaction was still open: ask again
+                        ends = pool.submit(_internal_ends, broker, internal)
+                    else:
+                        # Committed offsets only grow: the first snapshot past every end.
+                        for moment, seen in snapshots:
+                            if all(seen[tp] >= end for tp, end in targets.items()):
+                                progress.elapsed = moment - start
+                                break
+                        snapshots.clear()
+            progress.rss_kib = max(progress.rss_kib, peak_rss_kib(proc.pid) or 0)
+            progress.cpu_s = process_cpu_s(proc.pid) or progress.cpu_s
+            if progress.elapsed is None:
+                time.sleep(POLL_S)
     return progress
+
+
+def _internal_ends(broker: Broker, internal: tuple[str, ...]) -> dict[tuple[str, int], int] | None:
+    """`_ends_once` twice, the same both times: one answer of a freshly recreated topic's
+    offsets (0 for a few partitions, once, in the restore benchmark) must not end a run."""
+    first = _ends_once(broker, internal)
+    if first is None or _ends_once(broker, internal) != first:
+        return None
+    return first
+
+
+def _ends_once(broker: Broker, internal: tuple[str, ...]) -> dict[tuple[str, int], int] | None:
+    """Once the input is committed: the offset just past the last data record of each
+    partition of the `internal` topics, which the group commits when it has processed them all
+    (the system writes them from the input only, so nothing is added any more).
+
+    None while a transaction on them is still open (its commit markers are written after the
+    transaction commits): the next poll asks again. Under exactly-once the last record of a
+    partition is the commit marker of its last transaction, which the group's committed offset
+    need not pass; under at-least-once there are no markers."""
+    ends: dict[tuple[str, int], int] = {}
+    probe = {"bootstrap.servers": broker.bootstrap, "group.id": "bench-probe"}
+    latest = Consumer(probe)
+    stable = Consumer({**probe, "isolation.level": "read_committed"})
+    reader = Consumer(
+        {
+            **probe,
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        for topic in internal:
+            meta = latest.list_topics(topic, timeout=30).topics[topic]
+            for p in sorted(meta.partitions):
+                high = latest.get_watermark_offsets(TopicPartition(topic, p), 30, cached=False)[1]
+                lso = stable.get_watermark_offsets(TopicPartition(topic, p), 30, cached=False)[1]
+                if lso != high:
+                    return None
+                ends[topic, p] = high
+        # A consumer skips control records: one that starts at the last offset of a partition
+        # gets a record there only when it is data.
+        last = [TopicPartition(t, p, end - 1) for (t, p), end in ends.items() if end > 0]
+        data = _data_at(reader, last)
+        return {
+            (t, p): end if end == 0 or (t, p) in data else end - 1 for (t, p), end in ends.items()
+        }
+    finally:
+        for consumer in (latest, stable, reader):
+            consumer.close()
+
+
+def _data_at(consumer: Consumer, positions: list[TopicPartition]) -> set[tuple[str, int]]:
+    """Which of the (topic, partition, offset) positions hold a data record."""
+    found: set[tuple[str, int]] = set()
+    if not positions:
+        return found
+    consumer.assign(positions)
+    wanted = {(tp.topic, tp.partition): tp.offset for tp in positions}
+    pending = set(wanted)
+    deadline = time.monotonic() + 30
+    while pending:
+        if time.monotonic() > deadline:
+            raise RunFailed(f"cannot read the last records of {sorted(pending)}")
+        for msg in consumer.consume(100, timeout=0.1):
+            tp = (str(msg.topic()), int(msg.partition() or 0))
+            err = msg.error()
+            if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(err)
+            if err is None and msg.offset() == wanted[tp]:
+                found.add(tp)
+            pending.discard(tp)
+    return found
 
 
 def _tail(path: Path, chars: int = 3000) -> str:

@@ -155,10 +155,15 @@ def runs_table(results: Sequence[RunResult]) -> str:
             f"| {r.round or 'warm-up'} | {r.workload} | {r.system} | {r.rate:,.0f} | "
             f"{r.seconds:.2f} | "
             f"{r.startup_s:.2f} | {r.peak_rss_mib:.0f} | {r.cpu_s:.1f} | "
-            f"{_opt(r.broker_cpu_s)} | {r.machine_busy:.0%} | {r.written:,} | "
+            f"{_opt(r.broker_cpu_s)} | {r.machine_busy:.0%} | {_written(r)} | "
             f"{'yes' if r.verified else 'NO: ' + r.note} |"
         )
     return "\n".join(rows)
+
+
+def _written(r: RunResult) -> str:
+    """Records written; for a table of counts, also the keys of the table they make."""
+    return f"{r.written:,}" + ("" if r.keys is None else f" ({r.keys:,} keys)")
 
 
 def _opt(value: float | None) -> str:

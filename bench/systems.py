@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -15,13 +16,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.data import Expectation
+from bench.data import Counts, Expectation
 from bench.workloads import INPUT_TOPIC, Workload
 
 COPY_SCRIPT = Path(__file__).resolve().parent / "copy_loop.py"
 # Safety net for a harness that dies without stopping what it launched: the app stops by itself
 # after this long without input (it gets SIGTERM long before in a normal run).
 IDLE_STOP_S = 60
+
+
+@dataclass(frozen=True)
+class BuiltApp:
+    """A generated app on disk, and what the harness must know of it."""
+
+    root: Path
+    package: str
+    app_id: str
+    # Repartition and changelog topics the app creates at start (none for a stateless app).
+    internal_topics: tuple[str, ...] = ()
+    # Of those, the repartition topics it reads back: its group commits offsets on them too.
+    internal_sources: tuple[str, ...] = ()
+    has_stores: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,19 @@ class System:
     def output_topic(self, workload: Workload) -> str:
         raise NotImplementedError
 
-    def expectation(self, workload: Workload) -> tuple[str, Expectation]:
+    def internal_topics(self, workload: Workload) -> tuple[str, ...]:
+        """Topics the system creates for itself, deleted before each run (a cold start)."""
+        return ()
+
+    def internal_sources(self, workload: Workload) -> tuple[str, ...]:
+        """Topics besides the input that the system writes and reads back under its group: a
+        run is done when the group has committed them to their end too."""
+        return ()
+
+    def clean(self, workload: Workload) -> None:
+        """Forget local state before a run (its topics are reset by the harness)."""
+
+    def expectation(self, workload: Workload) -> tuple[str, Expectation | Counts]:
         """A name (systems with the same one expect the same output) and the expectation."""
         return workload.name, workload.expect
 
@@ -77,7 +104,7 @@ class Kgen(System):
         super().__init__(client_config)
         self.app_args = tuple(app_args)
         self.patches = tuple(patches)
-        self.apps: dict[str, tuple[Path, str, str]] = {}
+        self.apps: dict[str, BuiltApp] = {}
 
     def prepare(self, workload: Workload, workdir: Path) -> None:
         if workload.name in self.apps:
@@ -87,24 +114,37 @@ class Kgen(System):
         for patch in self.patches:
             apply_patch(patch, root)
 
+    def state_dir(self, workload: Workload) -> Path:
+        """The app's --state-dir: in the harness's temporary folder, emptied before each run."""
+        return self.apps[workload.name].root / "state"
+
     def launch(self, workload: Workload, bootstrap: str) -> Launch:
-        root, package, _ = self.apps[workload.name]
-        argv = [sys.executable, "-m", package, "--bootstrap-servers", bootstrap]
+        app = self.apps[workload.name]
+        argv = [sys.executable, "-m", app.package, "--bootstrap-servers", bootstrap]
         argv += ["--stop-when-idle", str(IDLE_STOP_S), *self.extra_args]
+        if app.has_stores:
+            argv += ["--state-dir", str(self.state_dir(workload))]
         argv += [*self.client_args, *self.app_args]
-        return Launch(argv, root, {"PYTHONPATH": str(root)})
+        return Launch(argv, app.root, {"PYTHONPATH": str(app.root)})
 
     def group(self, workload: Workload) -> str:
-        return self.apps[workload.name][2]
+        return self.apps[workload.name].app_id
+
+    def internal_topics(self, workload: Workload) -> tuple[str, ...]:
+        return self.apps[workload.name].internal_topics
+
+    def internal_sources(self, workload: Workload) -> tuple[str, ...]:
+        return self.apps[workload.name].internal_sources
+
+    def clean(self, workload: Workload) -> None:
+        # No store survives a run: each one starts cold, restoring nothing.
+        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
 
     def fingerprint(self, workload: Workload) -> str:
         """What exactly ran: kgen's templates change, so results name the app's code by the
         sha256 of its package files (12 hex digits)."""
-        root, package, _ = self.apps[workload.name]
-        digest = hashlib.sha256()
-        for path in sorted((root / package).glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-        return digest.hexdigest()[:12]
+        app = self.apps[workload.name]
+        return package_digest(app.root / app.package)
 
     def output_topic(self, workload: Workload) -> str:
         return workload.output_topic
@@ -137,7 +177,8 @@ class Copy(System):
     def output_topic(self, workload: Workload) -> str:
         return "bench-copy-out"
 
-    def expectation(self, workload: Workload) -> tuple[str, Expectation]:
+    def expectation(self, workload: Workload) -> tuple[str, Expectation | Counts]:
+        # Whatever the workload: the baseline copies every record, decoding nothing.
         return "copy", _everything
 
 
@@ -145,10 +186,9 @@ def _everything(_key: bytes, value: bytes, _obj: dict[str, Any]) -> Iterable[byt
     return (value,)
 
 
-def build_app(spec: Path, root: Path) -> tuple[Path, str, str]:
-    """Generate the app of `spec` into `root` with kgen's API; returns (root, package,
-    application id)."""
-    # Imported here: only the kgen system needs the generator.
+def build_app(spec: Path, root: Path) -> BuiltApp:
+    """Generate the app of `spec` into `root` with kgen's API."""
+    # Imported here: only the kgen systems (and the restore benchmark) need the generator.
     from kgen import emit, render
     from kgen.load import load_spec
     from kgen.planner import plan
@@ -156,7 +196,22 @@ def build_app(spec: Path, root: Path) -> tuple[Path, str, str]:
     loaded = load_spec(spec, display_path=f"bench/specs/{spec.name}")
     app = plan(loaded)
     emit.write(render.render(app), root)
-    return root, app.package, app.app_id
+    return BuiltApp(
+        root=root,
+        package=app.package,
+        app_id=app.app_id,
+        internal_topics=tuple(t.name for t in app.internal_topics),
+        internal_sources=tuple(app.internal_source_topics),
+        has_stores=bool(app.stores),
+    )
+
+
+def package_digest(package_dir: Path) -> str:
+    """The sha256 of a package's Python files (12 hex digits)."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def apply_patch(patch: Path, root: Path) -> None:

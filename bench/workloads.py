@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data import Expectation
+from bench.data import Counts, Expectation
 
 SPECS = Path(__file__).resolve().parent / "specs"
 INPUT_TOPIC = "bench-input"
@@ -21,13 +21,19 @@ class Workload:
     spec: Path
     # Where the kgen app (and any system doing the same work) writes.
     output_topic: str
-    expect: Expectation
+    # The output values each input record implies, or, for a table, the counts it must end with.
+    expect: Expectation | Counts
     description: str
 
 
 def _keep(_key: bytes, value: bytes, obj: dict[str, Any]) -> Iterable[bytes]:
     # The filter forwards the input bytes unchanged.
     return (value,) if obj["kind"] == "keep" else ()
+
+
+def _user(_key: bytes, _value: bytes, obj: dict[str, Any]) -> bytes:
+    # group_by = "value['user']": the group key, serialized as the spec's `string` key.
+    return str(obj["user"]).encode()
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -37,5 +43,13 @@ WORKLOADS: dict[str, Workload] = {
         output_topic="bench-filter-out",
         expect=_keep,
         description="keep JSON records whose kind is 'keep' (about half)",
+    ),
+    "count": Workload(
+        name="count",
+        spec=SPECS / "count.toml",
+        output_topic="bench-count-out",
+        expect=Counts(_user),
+        description="group by value['user'] (10,000 users), count into a RocksDB store, "
+        "to_stream to a topic",
     ),
 }
