@@ -150,8 +150,12 @@ def _stop(apps: list[subprocess.Popen[bytes]], log: Path) -> None:
         assert app.wait(60) == 0, log.read_text()[-4000:]
 
 
-_RESTORED = re.compile(r"restored \S+: read (\d+) changelog records .* the changelog holds (\d+)")
-_UP_TO_DATE = re.compile(r"is up to date at changelog offset \S+; the changelog holds (\d+)")
+_RESTORED = re.compile(
+    r"restored \S+: read (\d+) changelog records .* the changelog spans (\d+) offsets"
+)
+_UP_TO_DATE = re.compile(
+    r"is up to date at changelog offset \S+; the changelog spans (\d+) offsets"
+)
 
 
 def _restores(log: str) -> tuple[int, int]:

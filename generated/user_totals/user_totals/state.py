@@ -481,7 +481,7 @@ class Stores:
             held[tp] = high - low
             if start >= high:
                 log.info(
-                    "store %s-%d is up to date at changelog offset %s; the changelog holds %d",
+                    "store %s-%d is up to date at changelog offset %s; the changelog spans %d offsets",
                     spec.name,
                     partition,
                     stored,
@@ -544,7 +544,7 @@ class Stores:
         for (topic, partition), count in sorted(counts.items()):
             self.restored += count
             log.info(
-                "restored %s-%d: read %d changelog records from offset %d in %.2f s (%.0f/s); the changelog holds %d",
+                "restored %s-%d: read %d changelog records from offset %d in %.2f s (%.0f/s); the changelog spans %d offsets",
                 topic,
                 partition,
                 count,
