@@ -372,8 +372,8 @@ class Runner:
         self.positions = []
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        # Only failures are reported (delivery.report.only.error). Under exactly-once the
-        # transaction commit fails too and is aborted; at-least-once must not commit offsets.
+        # Changelog records report every delivery (their offsets); under at-least-once every
+        # record does. A failure under exactly-once fails the transaction's commit too.
         if err is not None:
             log.error("delivery to %s failed: %s", msg.topic(), err)
             if self.delivery_error is None and not self.eos:
