@@ -1,4 +1,5 @@
-"""`python -m bench run --records N --repeat R --systems kgen,copy --workloads filter,count`;
+"""`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
+--workloads filter,transform,count [--commit-intervals default,100]`;
 `python -m bench restore --records N`."""
 
 from __future__ import annotations
@@ -17,6 +18,25 @@ from bench.workloads import WORKLOADS
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _intervals(text: str) -> tuple[int | None, ...]:
+    """`default,100` -> (None, 100): None is each system's own default commit interval."""
+    out: list[int | None] = []
+    for name in _names(text):
+        if name == "default":
+            out.append(None)
+            continue
+        try:
+            ms = int(name)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not 'default' or milliseconds: {name!r}") from None
+        if ms < 1:
+            raise argparse.ArgumentTypeError(f"a commit interval must be >= 1 ms, got {ms}")
+        out.append(ms)
+    if not out:
+        raise argparse.ArgumentTypeError("no commit interval given")
+    return tuple(dict.fromkeys(out))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,6 +90,19 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIFF",
         help="apply this unified diff to the generated kgen apps (e.g. bench/proposals/*.patch)",
     )
+    intervals = r.add_mutually_exclusive_group()
+    intervals.add_argument(
+        "--commit-interval-ms",
+        type=int,
+        metavar="N",
+        help="every system commits every N ms (default: each system's own interval)",
+    )
+    intervals.add_argument(
+        "--commit-intervals",
+        type=_intervals,
+        metavar="LIST",
+        help="run every variant in one invocation, e.g. 'default,100'",
+    )
     r.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (%(default)s)")
     r.add_argument("--timeout", type=float, help="seconds per run (default: scaled with N)")
 
@@ -117,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
     if args.command == "restore":
         return _restore(args, shlex.join(shown))
+    if args.commit_interval_ms is not None and args.commit_interval_ms < 1:
+        parser().error("--commit-interval-ms must be at least 1")
+    commit_intervals: tuple[int | None, ...] = args.commit_intervals or (
+        (args.commit_interval_ms,) if args.commit_interval_ms is not None else (None,)
+    )
     config = Config(
         records=args.records,
         repeat=args.repeat,
@@ -131,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kgen_patches=tuple(args.kgen_patch),
         timeout_s=args.timeout,
         command=shlex.join(shown),
+        commit_intervals=commit_intervals,
     )
     try:
         results = run(config)

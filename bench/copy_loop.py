@@ -25,10 +25,16 @@ TIMEOUT_S = 30.0
 
 class CopyLoop:
     def __init__(
-        self, bootstrap: str, group: str, output: str, config: dict[str, str] | None = None
+        self,
+        bootstrap: str,
+        group: str,
+        output: str,
+        config: dict[str, str] | None = None,
+        commit_interval_s: float = COMMIT_INTERVAL_S,
     ) -> None:
         extra = config or {}
         self.output = output
+        self.commit_interval_s = commit_interval_s
         self.stopping = False
         self.consumer = Consumer(
             {
@@ -67,7 +73,7 @@ class CopyLoop:
         produce = self.producer.produce
         output = self.output
         deadline = time.monotonic() + max_seconds
-        next_commit = time.monotonic() + COMMIT_INTERVAL_S
+        next_commit = time.monotonic() + self.commit_interval_s
         while not self.stopping and time.monotonic() < deadline:
             batch = self.consumer.consume(BATCH, timeout=0.1)
             for msg in batch:
@@ -84,7 +90,7 @@ class CopyLoop:
             self.producer.poll(0)
             if time.monotonic() >= next_commit:
                 self.commit()
-                next_commit = time.monotonic() + COMMIT_INTERVAL_S
+                next_commit = time.monotonic() + self.commit_interval_s
         self.commit()
         self.consumer.close()
         return 0
@@ -116,11 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a librdkafka setting for the consumer and the producer, as the kgen apps take it",
     )
+    p.add_argument(
+        "--commit-interval-ms",
+        type=int,
+        default=int(COMMIT_INTERVAL_S * 1000),
+        help="flush and commit about this often (%(default)s)",
+    )
     # A safety net: never outlive a harness that died without stopping us.
     p.add_argument("--max-seconds", type=float, default=3600.0)
     args = p.parse_args(argv)
     config = dict(item.split("=", 1) for item in args.config)
-    loop = CopyLoop(args.bootstrap_servers, args.group, args.output, config)
+    loop = CopyLoop(
+        args.bootstrap_servers, args.group, args.output, config, args.commit_interval_ms / 1000
+    )
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
     return loop.run(args.input, args.max_seconds)

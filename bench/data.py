@@ -20,8 +20,9 @@ COUNTRIES = ("DE", "FR", "US", "GB", "JP", "CH", "NL", "SE")
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz      "
 
 Pair = tuple[bytes, bytes]
-# One input record's expected output values (raw bytes), e.g. itself or nothing for a filter.
-Expectation = Callable[[bytes, bytes, dict[str, Any]], Iterable[bytes]]
+# One input record's expected output values (raw bytes), e.g. itself or nothing for a filter;
+# a (key, value) pair instead of a value when the output has another key than the input.
+Expectation = Callable[[bytes, bytes, dict[str, Any]], Iterable[bytes | Pair]]
 
 
 @dataclass(frozen=True)
@@ -187,5 +188,9 @@ class Expected:
                         output.bump(group)
                     continue
                 for out in expect(key, value, obj):
-                    output.add(key, out)
+                    # A value keeps the input's key; a (key, value) pair re-keys the record.
+                    if isinstance(out, tuple):
+                        output.add(*out)
+                    else:
+                        output.add(key, out)
             yield key, value

@@ -40,6 +40,9 @@ class Config:
     # Per run, from launch to done; None: scaled with the record count.
     timeout_s: float | None = None
     command: str = "python -m bench run"
+    # One variant per entry: None runs every system with its own default commit interval, N
+    # runs every system with a commit every N ms.
+    commit_intervals: tuple[int | None, ...] = (None,)
 
 
 def say(text: str) -> None:
@@ -54,7 +57,6 @@ def run(config: Config) -> list[RunResult]:
     systems = make_systems(
         config.systems, config.client_config, config.app_args, config.kgen_patches
     )
-    timeout = config.timeout_s or 120 + config.records / 2000
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp, Broker(config.bootstrap) as b:
         workdir = Path(tmp)
@@ -64,35 +66,23 @@ def run(config: Config) -> list[RunResult]:
             for system in systems:
                 system.prepare(workload, workdir)
         expected = _preload(b, config, systems, workloads)
-        partitions = list(range(INPUT_PARTITIONS))
         rounds = [0] * config.warmup + list(range(1, config.repeat + 1))
-        for workload in workloads:
-            for round_no in rounds:
-                # Systems alternate within each round (A B A B ...): drift hits all alike.
-                for system in systems:
-                    key, _ = system.expectation(workload)
-                    log = workdir / f"{system.name}-{workload.name}.log"
-                    t0 = time.perf_counter()
-                    result = run_once(
-                        b,
-                        system,
-                        workload=workload,
-                        expected=expected[key],
-                        total=config.records,
-                        partitions=partitions,
-                        round_no=round_no,
-                        log=log,
-                        timeout_s=timeout,
-                    )
-                    results.append(result)
-                    say(
-                        f"  {'warm-up' if round_no == 0 else f'round {round_no}':8} "
-                        f"{workload.name:8} {system.name:9} "
-                        f"{result.rate:>10,.0f} records/s  {result.seconds:6.2f} s  "
-                        f"rss {result.peak_rss_mib:4.0f} MiB  "
-                        f"{'verified' if result.verified else 'NOT VERIFIED: ' + result.note}"
-                        f"  ({time.perf_counter() - t0:.0f} s with reset and check)"
-                    )
+        for interval in config.commit_intervals:
+            label = interval_label(interval)
+            for system in systems:
+                system.commit_interval_ms = interval
+            for workload in workloads:
+                _rounds(
+                    b,
+                    config,
+                    systems,
+                    workload,
+                    rounds=rounds,
+                    expected=expected,
+                    label=label,
+                    workdir=workdir,
+                    results=results,
+                )
         info = {
             "records": f"{config.records:,} (seed {config.seed})",
             "input": f"{INPUT_TOPIC}, {INPUT_PARTITIONS} partitions, "
@@ -112,7 +102,15 @@ def run(config: Config) -> list[RunResult]:
             or "none",
             "kgen app patches": ", ".join(p.as_posix() for p in config.kgen_patches)
             or "none (the app exactly as kgen generates it)",
-            "rounds": f"{config.warmup} warm-up (not counted), {config.repeat} measured",
+            "commit intervals": ", ".join(
+                "default (" + ", ".join(f"{s.name} {s.default_commit}" for s in systems) + ")"
+                if i is None
+                else f"{i} ms for every system"
+                for i in config.commit_intervals
+            ),
+            "versions of the other systems": _versions(systems),
+            "rounds": f"{config.warmup} warm-up (not counted), {config.repeat} measured; "
+            "the systems alternate within a round in the order given",
         }
     wall = time.perf_counter() - started
     print(report.table(report.summarize([r for r in results if r.round > 0])))
@@ -125,6 +123,72 @@ def run(config: Config) -> list[RunResult]:
         )
     say(f"whole run: {wall:.0f} s")
     return results
+
+
+def interval_label(interval: int | None) -> str:
+    return "default" if interval is None else f"{interval} ms"
+
+
+def _rounds(
+    b: Broker,
+    config: Config,
+    systems: list[System],
+    workload: Workload,
+    *,
+    rounds: list[int],
+    expected: dict[str, Output],
+    label: str,
+    workdir: Path,
+    results: list[RunResult],
+) -> None:
+    """Every round of one workload under one commit interval."""
+    partitions = list(range(INPUT_PARTITIONS))
+    timeout = config.timeout_s or 120 + config.records / 2000
+    for round_no in rounds:
+        # Systems alternate within each round (A B C D A B C D ...): drift hits all alike.
+        for system in systems:
+            key, _ = system.expectation(workload)
+            log = workdir / f"{system.name}-{workload.name}.log"
+            t0 = time.perf_counter()
+            result = run_once(
+                b,
+                system,
+                workload=workload,
+                expected=expected[key],
+                total=config.records,
+                partitions=partitions,
+                round_no=round_no,
+                log=log,
+                timeout_s=timeout,
+            )
+            result.commit_interval = label
+            results.append(result)
+            say(
+                f"  {'warm-up' if round_no == 0 else f'round {round_no}':8} "
+                f"{label:8} {workload.name:9} {system.name:13} "
+                f"{result.rate:>10,.0f} records/s  {result.seconds:6.2f} s  "
+                f"rss {result.peak_rss_mib:4.0f} MiB  "
+                f"{'verified' if result.verified else 'NOT VERIFIED: ' + result.note}"
+                f"  ({time.perf_counter() - t0:.0f} s with reset and check)"
+            )
+
+
+def _versions(systems: list[System]) -> str:
+    out = []
+    names = {s.name for s in systems}
+    if "kafka-streams" in names:
+        from bench import kafka_streams
+
+        out.append(f"kafka-streams {kafka_streams.KAFKA_STREAMS_VERSION}")
+    if "quix" in names:
+        from bench import quix
+
+        got = quix.installed()
+        out.append(
+            f"quixstreams {got.get('quixstreams', '?')} (confluent-kafka "
+            f"{got.get('confluent-kafka', '?')}, orjson {got.get('orjson', '?')})"
+        )
+    return "; ".join(out) or "none"
 
 
 def _workload(name: str) -> Workload:

@@ -46,6 +46,8 @@ class RunResult:
     verified: bool
     note: str = ""
     keys: int | None = None  # for a table of counts: the keys of the table read
+    # "default" (each system's own) or the common interval given to every system, e.g. "100 ms"
+    commit_interval: str = "default"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

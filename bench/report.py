@@ -17,6 +17,8 @@ import confluent_kafka
 from bench.measure import RunResult
 
 BASELINE = "copy"
+# The system every other one is compared with, round by round.
+REFERENCE = "kgen"
 
 
 def machine() -> dict[str, str]:
@@ -68,6 +70,7 @@ def _read(path: str) -> str:
 class Summary:
     system: str
     workload: str
+    commit_interval: str
     runs: int
     verified: int
     rate_median: float
@@ -79,23 +82,46 @@ class Summary:
     cpu_median_s: float
     broker_cpu_median_s: float | None
     busy_median: float
+    # This system's rate over kgen's in the same round, for each round where both verified,
+    # and their median (None for kgen itself, or without kgen).
+    vs_kgen_rounds: tuple[float, ...] = ()
+    vs_kgen_median: float | None = None
 
 
 def summarize(results: Sequence[RunResult]) -> list[Summary]:
-    """One summary per (workload, system) with a verified run, in the order they first ran.
-    Only verified runs count: a run whose output was wrong has no meaningful time."""
-    keys = list(dict.fromkeys((r.workload, r.system) for r in results))
+    """One summary per (commit interval, workload, system) with a verified run, in the order
+    they first ran. Only verified runs count: a run whose output was wrong has no meaningful
+    time."""
+    keys = list(dict.fromkeys((r.commit_interval, r.workload, r.system) for r in results))
     out = []
-    for workload, system in keys:
-        tried = [r for r in results if (r.workload, r.system) == (workload, system)]
+    for interval, workload, system in keys:
+        tried = [
+            r
+            for r in results
+            if (r.commit_interval, r.workload, r.system) == (interval, workload, system)
+        ]
         runs = [r for r in tried if r.verified]
         if not runs:
             continue
         rates = [r.rate for r in runs]
+        reference = {
+            r.round: r.rate
+            for r in results
+            if (r.commit_interval, r.workload, r.system) == (interval, workload, REFERENCE)
+            and r.verified
+        }
+        per_round = tuple(
+            r.rate / reference[r.round]
+            for r in runs
+            if r.round in reference and system != REFERENCE
+        )
         out.append(
             Summary(
                 system=system,
                 workload=workload,
+                commit_interval=interval,
+                vs_kgen_rounds=per_round,
+                vs_kgen_median=statistics.median(per_round) if per_round else None,
                 runs=len(tried),
                 verified=len(runs),
                 rate_median=statistics.median(rates),
@@ -116,26 +142,30 @@ def summarize(results: Sequence[RunResult]) -> list[Summary]:
     return out
 
 
-def ratio(summaries: Sequence[Summary], system: str, workload: str) -> float | None:
-    """Median rate of `system` over the baseline's, on the same workload."""
-    by = {(s.workload, s.system): s for s in summaries}
-    if (workload, system) not in by or (workload, BASELINE) not in by:
+def ratio(
+    summaries: Sequence[Summary], system: str, workload: str, interval: str = "default"
+) -> float | None:
+    """Median rate of `system` over the baseline's, on the same workload and interval."""
+    by = {(s.commit_interval, s.workload, s.system): s for s in summaries}
+    if (interval, workload, system) not in by or (interval, workload, BASELINE) not in by:
         return None
-    return by[workload, system].rate_median / by[workload, BASELINE].rate_median
+    return by[interval, workload, system].rate_median / by[interval, workload, BASELINE].rate_median
 
 
 def table(summaries: Sequence[Summary]) -> str:
-    """The summary as a Markdown table (readable as plain text too)."""
+    """The summary as a Markdown table (readable as plain text too). `vs kgen`: the median of
+    the per-round ratios of this system's rate to kgen's (each round listed after it)."""
     head = (
-        "| workload | system | records/s (median) | min .. max | vs copy | time s | "
+        "| commit interval | workload | system | records/s (median) | min .. max | "
+        "vs kgen (per round) | vs copy | time s | "
         "startup s | peak RSS MiB | CPU s | broker CPU s | machine busy | verified |"
     )
-    rows = [head, "|" + " --- |" * 12]
+    rows = [head, "|" + " --- |" * 14]
     for s in summaries:
-        r = ratio(summaries, s.system, s.workload)
+        r = ratio(summaries, s.system, s.workload, s.commit_interval)
         rows.append(
-            f"| {s.workload} | {s.system} | {s.rate_median:,.0f} | "
-            f"{s.rate_min:,.0f} .. {s.rate_max:,.0f} | "
+            f"| {s.commit_interval} | {s.workload} | {s.system} | {s.rate_median:,.0f} | "
+            f"{s.rate_min:,.0f} .. {s.rate_max:,.0f} | {_vs_kgen(s)} | "
             f"{'' if r is None else f'{r:.2f}'} | {s.seconds_median:.2f} | "
             f"{s.startup_median:.2f} | {s.rss_median_mib:.0f} | {s.cpu_median_s:.1f} | "
             f"{_opt(s.broker_cpu_median_s)} | {s.busy_median:.0%} | {s.verified}/{s.runs} |"
@@ -143,17 +173,26 @@ def table(summaries: Sequence[Summary]) -> str:
     return "\n".join(rows)
 
 
+def _vs_kgen(s: Summary) -> str:
+    if s.system == REFERENCE:
+        return "1.00"
+    if s.vs_kgen_median is None:
+        return ""
+    rounds = ", ".join(f"{r:.2f}" for r in s.vs_kgen_rounds)
+    return f"**{s.vs_kgen_median:.2f}** ({rounds})"
+
+
 def runs_table(results: Sequence[RunResult]) -> str:
     """Every run, in the order it ran."""
     rows = [
-        "| round | workload | system | records/s | time s | startup s | peak RSS MiB | CPU s "
-        "| broker CPU s | machine busy | written | verified |",
-        "|" + " --- |" * 12,
+        "| round | commit interval | workload | system | records/s | time s | startup s "
+        "| peak RSS MiB | CPU s | broker CPU s | machine busy | written | verified |",
+        "|" + " --- |" * 13,
     ]
     for r in results:
         rows.append(
-            f"| {r.round or 'warm-up'} | {r.workload} | {r.system} | {r.rate:,.0f} | "
-            f"{r.seconds:.2f} | "
+            f"| {r.round or 'warm-up'} | {r.commit_interval} | {r.workload} | {r.system} | "
+            f"{r.rate:,.0f} | {r.seconds:.2f} | "
             f"{r.startup_s:.2f} | {r.peak_rss_mib:.0f} | {r.cpu_s:.1f} | "
             f"{_opt(r.broker_cpu_s)} | {r.machine_busy:.0%} | {_written(r)} | "
             f"{'yes' if r.verified else 'NO: ' + r.note} |"

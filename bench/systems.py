@@ -1,6 +1,8 @@
 """Systems under test: how each one is built, launched, and what it must write.
 
-A later harness adds Kafka Streams (Java) and Quix Streams here, beside these.
+`kgen` (the generated app), `kafka-streams` (the same workloads in Kafka Streams 4.4.0, Java),
+`quix` (Quix Streams 3.28.1 in its own venv), `copy` (a plain copy loop: the physical
+reference) and `kgen-alo` (the kgen app under at-least-once).
 """
 
 from __future__ import annotations
@@ -54,9 +56,19 @@ class System:
 
     name = ""
     description = ""
+    # The commit interval the system uses when it is not given one (for the report).
+    default_commit = ""
 
     def __init__(self, client_config: Iterable[str] = ()) -> None:
         self.client_args = [arg for item in client_config for arg in ("-X", item)]
+        # None: the system's own default commit interval; else every system commits this often.
+        self.commit_interval_ms: int | None = None
+
+    def commit_args(self) -> list[str]:
+        """`--commit-interval-ms N` when a common interval is set (every system here takes it)."""
+        if self.commit_interval_ms is None:
+            return []
+        return ["--commit-interval-ms", str(self.commit_interval_ms)]
 
     def prepare(self, workload: Workload, workdir: Path) -> None:
         """Build what the system needs for `workload` (not timed)."""
@@ -93,6 +105,7 @@ class Kgen(System):
 
     name = "kgen"
     description = "kgen-generated app, exactly-once (default settings)"
+    default_commit = "100 ms"
     extra_args: tuple[str, ...] = ()
 
     def __init__(
@@ -121,7 +134,7 @@ class Kgen(System):
     def launch(self, workload: Workload, bootstrap: str) -> Launch:
         app = self.apps[workload.name]
         argv = [sys.executable, "-m", app.package, "--bootstrap-servers", bootstrap]
-        argv += ["--stop-when-idle", str(IDLE_STOP_S), *self.extra_args]
+        argv += ["--stop-when-idle", str(IDLE_STOP_S), *self.extra_args, *self.commit_args()]
         if app.has_stores:
             argv += ["--state-dir", str(self.state_dir(workload))]
         argv += [*self.client_args, *self.app_args]
@@ -164,11 +177,13 @@ class Copy(System):
 
     name = "copy"
     description = "plain confluent-kafka consume->produce copy loop, no transactions"
+    default_commit = "100 ms"
 
     def launch(self, workload: Workload, bootstrap: str) -> Launch:
         argv = [sys.executable, str(COPY_SCRIPT), "--bootstrap-servers", bootstrap]
         argv += ["--input", INPUT_TOPIC, "--output", self.output_topic(workload)]
         argv += ["--group", self.group(workload), "--max-seconds", "3600", *self.client_args]
+        argv += self.commit_args()
         return Launch(argv, COPY_SCRIPT.parent)
 
     def group(self, workload: Workload) -> str:
@@ -180,6 +195,162 @@ class Copy(System):
     def expectation(self, workload: Workload) -> tuple[str, Expectation | Counts]:
         # Whatever the workload: the baseline copies every record, decoding nothing.
         return "copy", _everything
+
+
+class KafkaStreams(System):
+    """The workloads in Kafka Streams 4.4.0 (bench/kafka-streams/, a fat jar run with `java
+    -jar`): exactly-once v2, one stream thread, its default commit interval (100 ms under
+    exactly-once). The jar is built once with Maven and kept in the cache dir by the digest
+    of its sources, so a fresh checkout reuses it. librdkafka settings (-X) do not apply."""
+
+    name = "kafka-streams"
+    description = "Kafka Streams 4.4.0 (Java 17, 1 stream thread), exactly-once v2"
+    default_commit = "100 ms"
+
+    def __init__(self, client_config: Iterable[str] = ()) -> None:
+        super().__init__(client_config)
+        self.jar: Path | None = None
+        self.workdir: Path | None = None
+
+    def prepare(self, workload: Workload, workdir: Path) -> None:
+        self.workdir = workdir
+        if self.jar is None:
+            self.jar = cached_jar()
+
+    def app_id(self, workload: Workload) -> str:
+        return f"bench-ks-{workload.name}"
+
+    def state_dir(self, workload: Workload) -> Path:
+        assert self.workdir is not None
+        return self.workdir / f"{self.name}-{workload.name}-state"
+
+    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+        from bench import kafka_streams
+
+        assert self.jar is not None, "prepare() first"
+        argv = kafka_streams.command(
+            self.jar,
+            workload.name,
+            bootstrap,
+            INPUT_TOPIC,
+            self.output_topic(workload),
+            self.app_id(workload),
+            self.state_dir(workload),
+            commit_interval_ms=self.commit_interval_ms,
+            stop_when_idle=IDLE_STOP_S,
+        )
+        return Launch(argv, self.state_dir(workload).parent)
+
+    def group(self, workload: Workload) -> str:
+        return self.app_id(workload)
+
+    def output_topic(self, workload: Workload) -> str:
+        return f"{self.app_id(workload)}-out"
+
+    def internal_topics(self, workload: Workload) -> tuple[str, ...]:
+        if workload.name != "count":
+            return ()
+        app = self.app_id(workload)
+        return (f"{app}-counts-repartition", f"{app}-counts-changelog")
+
+    def internal_sources(self, workload: Workload) -> tuple[str, ...]:
+        from bench import kafka_streams
+
+        return kafka_streams.internal_topics(workload.name, self.app_id(workload))
+
+    def clean(self, workload: Workload) -> None:
+        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
+
+
+def cached_jar() -> Path:
+    """The Kafka Streams app's jar: from the cache dir when one was built from the same
+    sources, else built with Maven (bench/kafka_streams.build) and copied there."""
+    from bench import kafka_streams, quix
+
+    digest = hashlib.sha256()
+    for path in sorted(kafka_streams._sources()):
+        digest.update(path.relative_to(kafka_streams.PROJECT).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    cached = quix.cache_root() / "bench" / f"kafka-streams-bench-{digest.hexdigest()[:16]}.jar"
+    if cached.is_file():
+        return cached
+    jar = kafka_streams.build()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(jar, tmp)
+    tmp.replace(cached)
+    return cached
+
+
+class Quix(System):
+    """The workloads in Quix Streams 3.28.1 (bench/quix_app.py in the venv of bench/quix.py):
+    exactly-once, Quix's default commit interval (5 s). librdkafka settings (-X) do not
+    apply. Quix would create a missing topic with 1 partition: the harness creates the input
+    and output topics first; it creates its own repartition and changelog topics."""
+
+    name = "quix"
+    description = "Quix Streams 3.28.1, exactly-once"
+    default_commit = "5 s"
+
+    def __init__(self, client_config: Iterable[str] = ()) -> None:
+        super().__init__(client_config)
+        self.python: Path | None = None
+        self.workdir: Path | None = None
+
+    def prepare(self, workload: Workload, workdir: Path) -> None:
+        from bench import quix
+
+        self.workdir = workdir
+        if self.python is None:
+            self.python = quix.ensure_venv()
+
+    def app_id(self, workload: Workload) -> str:
+        return f"bench-quix-{workload.name}"
+
+    def state_dir(self, workload: Workload) -> Path:
+        assert self.workdir is not None
+        return self.workdir / f"{self.name}-{workload.name}-state"
+
+    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+        from bench import quix
+
+        assert self.python is not None, "prepare() first"
+        argv = quix.command(
+            self.python,
+            workload.name,
+            bootstrap,
+            INPUT_TOPIC,
+            self.output_topic(workload),
+            self.app_id(workload),
+            self.state_dir(workload),
+            commit_interval_ms=self.commit_interval_ms,
+            stop_when_idle=IDLE_STOP_S,
+        )
+        return Launch(argv, self.state_dir(workload).parent)
+
+    def group(self, workload: Workload) -> str:
+        return self.app_id(workload)
+
+    def output_topic(self, workload: Workload) -> str:
+        return f"{self.app_id(workload)}-out"
+
+    def internal_topics(self, workload: Workload) -> tuple[str, ...]:
+        if workload.name != "count":
+            return ()
+        app = self.app_id(workload)
+        return (
+            *self.internal_sources(workload),
+            f"changelog__{app}--repartition.{INPUT_TOPIC}.user--default",
+        )
+
+    def internal_sources(self, workload: Workload) -> tuple[str, ...]:
+        # Its group commits offsets on the repartition topic too.
+        if workload.name != "count":
+            return ()
+        return (f"repartition__{self.app_id(workload)}--{INPUT_TOPIC}--user",)
+
+    def clean(self, workload: Workload) -> None:
+        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
 
 
 def _everything(_key: bytes, value: bytes, _obj: dict[str, Any]) -> Iterable[bytes]:
@@ -228,7 +399,9 @@ def apply_patch(patch: Path, root: Path) -> None:
         raise ValueError(f"{patch} does not apply to the generated app:\n{result.stdout}")
 
 
-SYSTEMS: dict[str, type[System]] = {s.name: s for s in (Kgen, KgenAtLeastOnce, Copy)}
+SYSTEMS: dict[str, type[System]] = {
+    s.name: s for s in (Kgen, KafkaStreams, Quix, Copy, KgenAtLeastOnce)
+}
 
 
 def make_systems(

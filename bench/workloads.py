@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data import Counts, Expectation
+from bench.data import Counts, Expectation, Pair
 
 SPECS = Path(__file__).resolve().parent / "specs"
 INPUT_TOPIC = "bench-input"
@@ -31,6 +32,20 @@ def _keep(_key: bytes, value: bytes, obj: dict[str, Any]) -> Iterable[bytes]:
     return (value,) if obj["kind"] == "keep" else ()
 
 
+def _transform(_key: bytes, _value: bytes, obj: dict[str, Any]) -> Iterable[Pair]:
+    # bench/specs/transform.toml: key = country; value = compact JSON with the fields in this
+    # order (every system writes these exact bytes).
+    cents = round(obj["amount"] * 100)
+    out = {
+        "id": obj["id"],
+        "user": obj["user"],
+        "country": obj["country"],
+        "amount_cents": cents,
+        "fee_cents": cents * 3 // 100,
+    }
+    return ((str(obj["country"]).encode(), json.dumps(out, separators=(",", ":")).encode()),)
+
+
 def _user(_key: bytes, _value: bytes, obj: dict[str, Any]) -> bytes:
     # group_by = "value['user']": the group key, serialized as the spec's `string` key.
     return str(obj["user"]).encode()
@@ -43,6 +58,13 @@ WORKLOADS: dict[str, Workload] = {
         output_topic="bench-filter-out",
         expect=_keep,
         description="keep JSON records whose kind is 'keep' (about half)",
+    ),
+    "transform": Workload(
+        name="transform",
+        spec=SPECS / "transform.toml",
+        output_topic="bench-transform-out",
+        expect=_transform,
+        description="parse JSON, amount and fee in cents, re-key by country, write compact JSON",
     ),
     "count": Workload(
         name="count",
