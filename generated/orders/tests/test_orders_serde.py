@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -61,3 +62,24 @@ def test_json_decodes_like_the_json_module() -> None:
     nan = DESERIALIZERS["json"](b"NaN")
     assert nan != nan
     assert DESERIALIZERS["json"](b'"\\ud800"') == "\ud800"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": 1, "user": "u", "amount_cents": 123456, "ok": True, "tags": ["a", "b"]},
+        [1.5, 0.1, 100.0, -2.25, 1e-05, 0.00012, 1e16, 1.2345678901234568e17, 5e-324],
+        {"none": None, "nan": float("nan"), "inf": float("inf")},
+        {"big": 2**70, 1: "int key", "text": '한글 \u2028 \x7f \x01 \n " \\ 1e5'},
+        ("a", "tuple"),
+    ],
+)
+def test_json_encodes_like_the_json_module(value: Any) -> None:
+    """Whichever encoder runs (orjson when installed), the bytes are json.dumps'."""
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert SERIALIZERS["json"](value) == expected
+
+
+def test_json_refuses_what_utf8_cannot_hold() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        SERIALIZERS["json"]({"lone surrogate": "\ud800"})

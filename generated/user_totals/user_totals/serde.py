@@ -9,15 +9,37 @@ Decoded fields are dynamically typed (`Any`): a spec's expressions decide what t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 _fast_loads: Callable[[bytes], Any]
+_fast_dumps: Callable[..., bytes] | None
+_FAST_DUMPS_OPTIONS = 0
 try:
-    # Optional (pip install orjson): decodes JSON about three times faster than json.
-    from orjson import loads as _fast_loads
+    # Optional (pip install orjson): decodes JSON about three times faster than json, and
+    # encodes it about four times faster.
+    import orjson
+
+    _fast_loads = orjson.loads
+    _fast_dumps = orjson.dumps
+    # Subclasses (IntEnum, str subclasses), dataclasses and datetimes go to json, which
+    # decides about them as it always does.
+    _FAST_DUMPS_OPTIONS = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+    )
 except ImportError:
     _fast_loads = json.loads
+    _fast_dumps = None
+# json's encoder, made once: what json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+# does, without building an encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# orjson's output is used only where it cannot differ from json's: no float in exponent
+# notation or below 1e-4 (orjson writes 0.00001 where json writes 1e-05), no null (orjson
+# writes NaN as null). A string that merely looks like one of these goes to json too.
+_MAY_DIFFER = re.compile(rb"\de|\.0000|null").search
 # Digits -> b"0", anything else -> b"x": finds a run of 19 digits faster than a regex.
 _DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 _NINETEEN_DIGITS = b"0" * 19
@@ -33,12 +55,24 @@ def deserialize_string(data: bytes | None) -> Any:
 
 
 def serialize_json(obj: Any) -> bytes | None:
-    """Compact UTF-8 JSON. A null value stays a Kafka null (a tombstone), not the text 'null'."""
-    return (
-        None
-        if obj is None
-        else json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    )
+    """Compact UTF-8 JSON, as json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    writes it. A null value stays a Kafka null (a tombstone), not the text 'null'.
+
+    With orjson installed its faster output is used where it is byte for byte json's; json
+    decides everything else (big integers, non-string keys, NaN, lone surrogates). One
+    difference remains: a UUID or a plain Enum member, which json refuses, orjson writes.
+    """
+    if obj is None:
+        return None
+    if _fast_dumps is not None:
+        try:
+            data = _fast_dumps(obj, option=_FAST_DUMPS_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+        else:
+            if _MAY_DIFFER(data) is None:
+                return data
+    return _encode(obj).encode("utf-8")
 
 
 def deserialize_json(data: bytes | None) -> Any:
