@@ -197,39 +197,41 @@ class Copy(System):
         return "copy", _everything
 
 
-class KafkaStreams(System):
-    """The workloads in Kafka Streams 4.4.0 (bench/kafka-streams/, a fat jar run with `java
-    -jar`): exactly-once v2, one stream thread, its default commit interval (100 ms under
-    exactly-once). The jar is built once with Maven and kept in the cache dir by the digest
-    of its sources, so a fresh checkout reuses it. librdkafka settings (-X) do not apply."""
+class OtherProcessor(System):
+    """A workload app of another stream processor, run as a process of its own: its own app
+    id (and group), state dir and output topic per workload. Subclasses say how to get its
+    runtime (a jar, a venv's python) and the command line (`kafka_streams.command`,
+    `quix.command` take the same arguments)."""
 
-    name = "kafka-streams"
-    description = "Kafka Streams 4.4.0 (Java 17, 1 stream thread), exactly-once v2"
-    default_commit = "100 ms"
+    id_prefix = ""
 
     def __init__(self, client_config: Iterable[str] = ()) -> None:
         super().__init__(client_config)
-        self.jar: Path | None = None
+        self.runtime: Path | None = None
         self.workdir: Path | None = None
+
+    def get_runtime(self) -> Path:
+        raise NotImplementedError
+
+    def command(self, runtime: Path, *args: Any, **kwargs: Any) -> list[str]:
+        raise NotImplementedError
 
     def prepare(self, workload: Workload, workdir: Path) -> None:
         self.workdir = workdir
-        if self.jar is None:
-            self.jar = cached_jar()
+        if self.runtime is None:
+            self.runtime = self.get_runtime()
 
     def app_id(self, workload: Workload) -> str:
-        return f"bench-ks-{workload.name}"
+        return f"{self.id_prefix}-{workload.name}"
 
     def state_dir(self, workload: Workload) -> Path:
         assert self.workdir is not None
         return self.workdir / f"{self.name}-{workload.name}-state"
 
     def launch(self, workload: Workload, bootstrap: str) -> Launch:
-        from bench import kafka_streams
-
-        assert self.jar is not None, "prepare() first"
-        argv = kafka_streams.command(
-            self.jar,
+        assert self.runtime is not None, "prepare() first"
+        argv = self.command(
+            self.runtime,
             workload.name,
             bootstrap,
             INPUT_TOPIC,
@@ -247,6 +249,29 @@ class KafkaStreams(System):
     def output_topic(self, workload: Workload) -> str:
         return f"{self.app_id(workload)}-out"
 
+    def clean(self, workload: Workload) -> None:
+        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
+
+
+class KafkaStreams(OtherProcessor):
+    """The workloads in Kafka Streams 4.4.0 (bench/kafka-streams/, a fat jar run with `java
+    -jar`): exactly-once v2, one stream thread, its default commit interval (100 ms under
+    exactly-once). The jar is built once with Maven and kept in the cache dir by the digest
+    of its sources, so a fresh checkout reuses it. librdkafka settings (-X) do not apply."""
+
+    name = "kafka-streams"
+    description = "Kafka Streams 4.4.0 (Java 17, 1 stream thread), exactly-once v2"
+    default_commit = "100 ms"
+    id_prefix = "bench-ks"
+
+    def get_runtime(self) -> Path:
+        return cached_jar()
+
+    def command(self, runtime: Path, *args: Any, **kwargs: Any) -> list[str]:
+        from bench import kafka_streams
+
+        return kafka_streams.command(runtime, *args, **kwargs)
+
     def internal_topics(self, workload: Workload) -> tuple[str, ...]:
         if workload.name != "count":
             return ()
@@ -257,9 +282,6 @@ class KafkaStreams(System):
         from bench import kafka_streams
 
         return kafka_streams.internal_topics(workload.name, self.app_id(workload))
-
-    def clean(self, workload: Workload) -> None:
-        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
 
 
 def cached_jar() -> Path:
@@ -282,7 +304,7 @@ def cached_jar() -> Path:
     return cached
 
 
-class Quix(System):
+class Quix(OtherProcessor):
     """The workloads in Quix Streams 3.28.1 (bench/quix_app.py in the venv of bench/quix.py):
     exactly-once, Quix's default commit interval (5 s). librdkafka settings (-X) do not
     apply. Quix would create a missing topic with 1 partition: the harness creates the input
@@ -291,48 +313,17 @@ class Quix(System):
     name = "quix"
     description = "Quix Streams 3.28.1, exactly-once"
     default_commit = "5 s"
+    id_prefix = "bench-quix"
 
-    def __init__(self, client_config: Iterable[str] = ()) -> None:
-        super().__init__(client_config)
-        self.python: Path | None = None
-        self.workdir: Path | None = None
-
-    def prepare(self, workload: Workload, workdir: Path) -> None:
+    def get_runtime(self) -> Path:
         from bench import quix
 
-        self.workdir = workdir
-        if self.python is None:
-            self.python = quix.ensure_venv()
+        return quix.ensure_venv()
 
-    def app_id(self, workload: Workload) -> str:
-        return f"bench-quix-{workload.name}"
-
-    def state_dir(self, workload: Workload) -> Path:
-        assert self.workdir is not None
-        return self.workdir / f"{self.name}-{workload.name}-state"
-
-    def launch(self, workload: Workload, bootstrap: str) -> Launch:
+    def command(self, runtime: Path, *args: Any, **kwargs: Any) -> list[str]:
         from bench import quix
 
-        assert self.python is not None, "prepare() first"
-        argv = quix.command(
-            self.python,
-            workload.name,
-            bootstrap,
-            INPUT_TOPIC,
-            self.output_topic(workload),
-            self.app_id(workload),
-            self.state_dir(workload),
-            commit_interval_ms=self.commit_interval_ms,
-            stop_when_idle=IDLE_STOP_S,
-        )
-        return Launch(argv, self.state_dir(workload).parent)
-
-    def group(self, workload: Workload) -> str:
-        return self.app_id(workload)
-
-    def output_topic(self, workload: Workload) -> str:
-        return f"{self.app_id(workload)}-out"
+        return quix.command(runtime, *args, **kwargs)
 
     def internal_topics(self, workload: Workload) -> tuple[str, ...]:
         if workload.name != "count":
@@ -348,9 +339,6 @@ class Quix(System):
         if workload.name != "count":
             return ()
         return (f"repartition__{self.app_id(workload)}--{INPUT_TOPIC}--user",)
-
-    def clean(self, workload: Workload) -> None:
-        shutil.rmtree(self.state_dir(workload), ignore_errors=True)
 
 
 def _everything(_key: bytes, value: bytes, _obj: dict[str, Any]) -> Iterable[bytes]:

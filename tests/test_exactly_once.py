@@ -11,16 +11,14 @@ timeout before the new owner may read the committed offsets (KIP-447).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from example_apps import build_example, committed_offsets
+from example_apps import build_example, committed_offsets, start_app
 
 from kgen import topics
 
@@ -35,26 +33,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 def _committed(bootstrap: str) -> int:
     """How many input records the app's group has committed, over all partitions."""
     return sum(max(o, 0) for o in committed_offsets(bootstrap, GROUP, "payment", PARTITIONS))
-
-
-def _start(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    # A short session timeout: a killed member's partitions move after 6 s, not 45 s.
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            app_dir.name,
-            "--bootstrap-servers",
-            bootstrap,
-            "-X",
-            "session.timeout.ms=6000",
-            *args,
-        ],
-        cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": str(app_dir)},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def _kill_mid_stream(bootstrap: str, app: subprocess.Popen[bytes], above: int) -> int:
@@ -86,14 +64,14 @@ def test_sigkill_twice_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -
     # The payments example as app 'payments-eos': its own consumer group on the shared broker.
     app = build_example("payments", GROUP, tmp_path)
     log = tmp_path / "app.log"
-    first = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
+    first = start_app(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
     killed_at = [_kill_mid_stream(bootstrap, first, 0)]
 
-    second = _start(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
+    second = start_app(app, bootstrap, log, "--instance-id", "eos-a", "--batch-size", "100")
     killed_at.append(_kill_mid_stream(bootstrap, second, killed_at[0]))
     last_kill = time.monotonic()
 
-    last = _start(app, bootstrap, log, "--instance-id", "eos-b")
+    last = start_app(app, bootstrap, log, "--instance-id", "eos-b")
     deadline = time.monotonic() + 180
     while _committed(bootstrap) < RECORDS:
         assert time.monotonic() < deadline, log.read_text()[-4000:]

@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from example_apps import build_example, committed_offsets
+from example_apps import build_example, committed_offsets, start_app
 
 from kgen import topics
 
@@ -57,26 +55,6 @@ def _prepare(bootstrap: str, app_id: str, lines: list[str]) -> None:
         time.sleep(0.2)
     topics.produce_all(
         bootstrap, "lines", ((f"l{i}".encode(), line.encode()) for i, line in enumerate(lines))
-    )
-
-
-def _start(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    # A short session timeout: a killed member's partitions move after 6 s, not 45 s.
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            app_dir.name,
-            "--bootstrap-servers",
-            bootstrap,
-            "-X",
-            "session.timeout.ms=6000",
-            *args,
-        ],
-        cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": str(app_dir)},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
     )
 
 
@@ -181,13 +159,13 @@ def test_sigkill_twice_restores_only_the_changelog_tail(
     state = str(tmp_path / "state")
     logs = [tmp_path / f"run{i}.log" for i in range(3)]
 
-    first = _start(app, bootstrap, logs[0], "--instance-id", "a", "--state-dir", state)
+    first = start_app(app, bootstrap, logs[0], "--instance-id", "a", "--state-dir", state)
     words = sum(expected.values())
     killed_at = [_kill_when(bootstrap, app_id, first, 30_000, words)]
-    second = _start(app, bootstrap, logs[1], "--instance-id", "a", "--state-dir", state)
+    second = start_app(app, bootstrap, logs[1], "--instance-id", "a", "--state-dir", state)
     killed_at.append(_kill_when(bootstrap, app_id, second, killed_at[0] + 60_000, words))
     # The last run comes back under a new instance id, on the same disk.
-    last = _start(
+    last = start_app(
         app,
         bootstrap,
         logs[2],
@@ -220,7 +198,7 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
     app = build_example("wordcount", app_id, tmp_path)
     logs = [tmp_path / f"instance{i}.log" for i in range(3)]
     apps = [
-        _start(app, bootstrap, logs[i], "--state-dir", str(tmp_path / f"state{i}"))
+        start_app(app, bootstrap, logs[i], "--state-dir", str(tmp_path / f"state{i}"))
         for i in range(3)
     ]
     # Kill one once the three share the work and it has made progress.
@@ -258,7 +236,7 @@ def test_a_mismatched_changelog_stops_the_app(
     topics.recreate_topics(bootstrap, {changelog: partitions}, config=config)
     app = build_example("wordcount", app_id, tmp_path)
     log = tmp_path / "app.log"
-    proc = _start(app, bootstrap, log, "--state-dir", str(tmp_path / "state"))
+    proc = start_app(app, bootstrap, log, "--state-dir", str(tmp_path / "state"))
     assert proc.wait(60) == 1, log.read_text()[-3000:]
     text = log.read_text()
     assert changelog in text and message in text, text[-3000:]
