@@ -197,8 +197,14 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
     _prepare(bootstrap, app_id, lines)
     app = build_example("wordcount", app_id, tmp_path)
     logs = [tmp_path / f"instance{i}.log" for i in range(3)]
+    # Small batches: even on a fast machine the three are still at work when one is killed.
     apps = [
-        start_app(app, bootstrap, logs[i], "--state-dir", str(tmp_path / f"state{i}"))
+        start_app(
+            app,
+            bootstrap,
+            logs[i],
+            *("--state-dir", str(tmp_path / f"state{i}"), "--batch-size", "100"),
+        )
         for i in range(3)
     ]
     # Kill one once the three share the work and it has made progress.
@@ -206,7 +212,7 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
     while not all("assigned: " in log.read_text() for log in logs):
         assert time.monotonic() < deadline, "the instances never got partitions"
         time.sleep(0.2)
-    victim = _kill_when(bootstrap, app_id, apps[0], 60_000, sum(expected.values()))
+    victim = _kill_when(bootstrap, app_id, apps[0], 30_000, sum(expected.values()))
     owned = re.findall(r"assigned: (.*)", logs[0].read_text())
     assert any(o != "none" for o in owned), "the killed instance owned no partitions"
 

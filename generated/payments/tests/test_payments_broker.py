@@ -161,7 +161,7 @@ def test_app_on_a_real_broker_matches_the_driver(bootstrap_servers: str) -> None
         expected = [(r.key, r.value) for r in driver.read_records(topic)]
         actual = read_committed(bootstrap_servers, topic)
         if topic in TABLE_TOPICS:
-            assert _latest(actual) == _latest(expected), topic
+            assert _latest(actual) == _latest(expected), f"{topic}\n{result.stderr[-6000:]}"
             continue
         # Partitions interleave freely; per topic, the same records must be there, once each.
         assert Counter(map(repr, actual)) == Counter(map(repr, expected)), topic
