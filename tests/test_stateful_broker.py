@@ -207,23 +207,28 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
         )
         for i in range(3)
     ]
-    # Kill one once the three share the work and it has made progress.
-    deadline = time.monotonic() + 120
-    while not all("assigned: " in log.read_text() for log in logs):
-        assert time.monotonic() < deadline, "the instances never got partitions"
-        time.sleep(0.2)
-    victim = _kill_when(bootstrap, app_id, apps[0], 30_000, sum(expected.values()))
-    owned = re.findall(r"assigned: (.*)", logs[0].read_text())
-    assert any(o != "none" for o in owned), "the killed instance owned no partitions"
+    try:
+        # Kill one once the three share the work and it has made progress.
+        deadline = time.monotonic() + 120
+        while not all("assigned: " in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "the instances never got partitions"
+            time.sleep(0.2)
+        victim = _kill_when(bootstrap, app_id, apps[0], 30_000, sum(expected.values()))
+        owned = re.findall(r"assigned: (.*)", logs[0].read_text())
+        assert any(o != "none" for o in owned), "the killed instance owned no partitions"
 
-    survivors = apps[1:]
-    _wait_for_table(bootstrap, expected, survivors, logs[1].read_text())
-    _stop(survivors, logs[1])
-    assert _table(bootstrap) == expected
-    assert _committed_lines(bootstrap, app_id) == len(lines)
-    # The survivors took the dead instance's partitions over, restoring their stores.
-    taken = sum(_restores(log.read_text())[0] for log in logs[1:])
-    print(f"killed one of three after {victim} words; survivors restored {taken} records")
+        survivors = apps[1:]
+        _wait_for_table(bootstrap, expected, survivors, logs[1].read_text())
+        _stop(survivors, logs[1])
+        assert _table(bootstrap) == expected
+        assert _committed_lines(bootstrap, app_id) == len(lines)
+        # The survivors took the dead instance's partitions over, restoring their stores.
+        taken = sum(_restores(log.read_text())[0] for log in logs[1:])
+        print(f"killed one of three after {victim} words; survivors restored {taken} records")
+    finally:
+        for proc in apps:  # a failed assertion must not leave instances running
+            if proc.poll() is None:
+                proc.kill()
 
 
 @pytest.mark.parametrize(
