@@ -194,7 +194,10 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
     bootstrap, app_id = kafka_bootstrap, "wc-scale"
     lines = _lines(150_000)
     expected = _expected(lines)
-    _prepare(bootstrap, app_id, lines)
+    # A third of the input first; the rest once one instance is dead, so the kill always
+    # falls mid-stream, however fast the machine.
+    first_part = 50_000
+    _prepare(bootstrap, app_id, lines[:first_part])
     app = build_example("wordcount", app_id, tmp_path)
     logs = [tmp_path / f"instance{i}.log" for i in range(3)]
     # Small batches: even on a fast machine the three are still at work when one is killed.
@@ -216,6 +219,8 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
         victim = _kill_when(bootstrap, app_id, apps[0], 30_000, sum(expected.values()))
         owned = re.findall(r"assigned: (.*)", logs[0].read_text())
         assert any(o != "none" for o in owned), "the killed instance owned no partitions"
+        rest = enumerate(lines[first_part:], start=first_part)
+        topics.produce_all(bootstrap, "lines", ((f"l{i}".encode(), ln.encode()) for i, ln in rest))
 
         survivors = apps[1:]
         _wait_for_table(bootstrap, expected, survivors, logs[1].read_text())
