@@ -349,8 +349,8 @@ def build_app(spec: Path, root: Path) -> BuiltApp:
     """Generate the app of `spec` into `root` with kgen's API."""
     # Imported here: only the kgen systems (and the restore benchmark) need the generator.
     from kgen import emit, render
-    from kgen.load import load_spec
     from kgen.planner import plan
+    from kgen.spec.load import load_spec
 
     loaded = load_spec(spec, display_path=f"bench/specs/{spec.name}")
     app = plan(loaded)

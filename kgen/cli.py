@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kgen import __version__, describe, emit, render
-from kgen.errors import SpecInvalid
-from kgen.load import LoadedSpec, load_spec
 from kgen.plan import AppPlan
 from kgen.planner import plan as make_plan
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import LoadedSpec, load_spec
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 

@@ -17,9 +17,9 @@ from typing import Any
 from confluent_kafka import Producer
 
 from kgen import emit, render, topics
-from kgen.errors import SpecInvalid
-from kgen.load import load_spec
 from kgen.planner import plan as make_plan
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import load_spec
 
 
 def _say(text: str) -> None:

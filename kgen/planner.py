@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 
 from kgen import __version__, graph
-from kgen.checks import package_name
 from kgen.fuse import Fuser, TopicFormats, function_alias
-from kgen.load import LoadedSpec
 from kgen.plan import (
     AppPlan,
     EmitFunction,
@@ -21,7 +19,8 @@ from kgen.plan import (
     TestCasePlan,
     TopicPlan,
 )
-from kgen.spec import FunctionRef, Logic, Spec, StoreConfig, Stream, Table, TestRecord
+from kgen.spec import FunctionRef, Logic, Spec, StoreConfig, Stream, Table, TestRecord, package_name
+from kgen.spec.load import LoadedSpec
 
 _DETAIL = {
     "filter": "filter",

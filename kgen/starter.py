@@ -6,10 +6,8 @@ from __future__ import annotations
 import tomllib
 from string import Template
 
-from kgen import checks
-from kgen.checks import package_name
-from kgen.load import Locator
-from kgen.spec import APP_NAME, Spec
+from kgen.spec import APP_NAME, Spec, checks, package_name
+from kgen.spec.locator import Locator
 
 # `$app` is the app name; topic names derive from it. Optional fields are shown commented out
 # with their defaults, so uncommenting one never changes what the spec means until edited.

@@ -13,8 +13,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kgen import emit, render
-from kgen.load import load_spec
 from kgen.planner import plan
+from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

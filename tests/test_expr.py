@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kgen import expr
-from kgen.errors import SpecInvalid
-from kgen.load import load_spec
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import load_spec
 
 NO_MODULES: frozenset[str] = frozenset()
 NAMES = {"key": "k1", "value": "v2", "timestamp": "ts", "headers": "hd"}

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from kgen.load import load_spec
 from kgen.planner import plan as make_plan
+from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from kgen import __version__, emit, render
-from kgen.load import load_spec
 from kgen.planner import plan as make_plan
+from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p.name for p in (ROOT / "specs").glob("*.toml"))

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from kgen import render
-from kgen.errors import SpecInvalid
-from kgen.load import load_spec
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import load_spec
 
 MARKER = "PWNED"
 SAMPLE = 'a"; import os; os.system("x") #'  # the payload of the issue, verbatim

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kgen.errors import SpecError, SpecInvalid, format_path
-from kgen.load import load_spec
+from kgen.spec.errors import SpecError, SpecInvalid, format_path
+from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kgen.locate import Path, locate, nearest
+from kgen.spec.locate import Path, locate, nearest
 
 # --- keys -----------------------------------------------------------------------------------
 

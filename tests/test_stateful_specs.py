@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import App, BuildApp
 
-from kgen.load import load_spec
 from kgen.planner import plan
+from kgen.spec.load import load_spec
 
 TABLES = """
 app = "regions"

@@ -1,7 +1,7 @@
 """The spec: pydantic models of a kgen TOML file, exactly as the user writes it.
 
 Only shape and local rules live here; cross-references (unknown topics, cycles, expressions)
-are checked in `kgen.checks`, which sees the whole document.
+are checked in `kgen.spec.checks`, which sees the whole document.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ FUNCTION_REF = re.compile(
 )
 APP_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def package_name(app: str) -> str:
+    """The Python package of app `app`."""
+    return app.replace("-", "_")
 
 
 def _check_name(v: str) -> str:

@@ -1,0 +1,236 @@
+"""Streams and tables one at a time: their inputs, and the steps in order (what each step may
+follow, names, the logic and topics of each)."""
+
+from __future__ import annotations
+
+from kgen.flow import AGGREGATIONS, ALLOWED, Flow, after, flows, is_terminal, step_allowed
+from kgen.spec.checks.base import Checks, operation
+from kgen.spec.checks.expressions import logic
+from kgen.spec.errors import Loc
+from kgen.spec.models import (
+    Aggregate,
+    BranchStep,
+    DynamicTo,
+    GroupBy,
+    GroupByKey,
+    Merge,
+    Reduce,
+    StepBase,
+    Stream,
+    Table,
+    To,
+    ToStream,
+)
+
+
+def check_streams(c: Checks) -> None:
+    seen: dict[str, int] = {}
+    for i, stream in enumerate(c.spec.streams):
+        if stream.name in seen:
+            first = seen[stream.name]
+            c.error(
+                ("streams", i, "name"),
+                f"duplicate stream name {stream.name!r}",
+                f"the stream at line {c.line(('streams', first, 'name'))} has it already; "
+                "stream names must be unique",
+            )
+        seen.setdefault(stream.name, i)
+        for t, topic in enumerate(stream.from_topics):
+            loc: Loc = (
+                ("streams", i, "from")
+                if isinstance(stream.from_, str)
+                else ("streams", i, "from", t)
+            )
+            c.topic_ref(loc, topic)
+        check_steps(c, i, stream)
+
+
+def check_tables(c: Checks) -> None:
+    names: dict[str, Loc] = {s.name: ("streams", i, "name") for i, s in enumerate(c.spec.streams)}
+    for i, table in enumerate(c.spec.tables):
+        loc: Loc = ("tables", i, "name")
+        if table.name in names:
+            other = names[table.name]
+            c.error(
+                loc,
+                f"duplicate name {table.name!r}",
+                f"the {str(other[0])[:-1]} at line {c.line(other)} has it already; streams "
+                "and tables share their names, which must be unique: rename one",
+            )
+        names.setdefault(table.name, loc)
+        c.topic_ref(("tables", i, "from"), table.from_)
+        check_steps(c, i, table, "tables")
+        final = flows("table", table.steps)[-1]
+        if final == "stream" and not any(is_terminal(s) for s in table.steps):
+            c.error(
+                ("tables", i, "steps", len(table.steps) - 1),
+                f"table {table.name!r} turns into a stream that goes nowhere",
+                "end it with { to = '<topic>' }",
+            )
+
+
+def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams") -> None:
+    names: dict[str, int] = {}
+    start: Flow = "table" if kind == "tables" else "stream"
+    # The flow before each step, going on as if a misplaced step had run (a count on an
+    # ungrouped stream still makes a table), so one mistake is reported once.
+    before: list[Flow] = [start]
+    # What made the current table, for messages: a table entry or an aggregation.
+    maker = f"table {stream.name!r}" if kind == "tables" else ""
+    # Set while the flow is stuck grouped after a misplaced step: the steps that follow
+    # and the grouped end are the same mistake.
+    stuck = False
+    grouping = "group_by"  # the last grouping step's operation, for messages
+    for j, step in enumerate(stream.steps):
+        base: Loc = (kind, i, "steps", j)
+        flow = before[j]
+        allowed = step_allowed(flow, step)
+        if not allowed and not stuck:
+            flow_error(c, base, flow, step, maker=maker, grouping=grouping)
+        stuck = not allowed and flow in ("grouped", "grouped_table")
+        before.append(after(flow, step))
+        if isinstance(step, (GroupBy, GroupByKey)):
+            grouping = operation(step)
+        if isinstance(step, AGGREGATIONS):
+            maker = f"the table of the {operation(step)} at line {c.line(base)}"
+        if (
+            j > 0
+            and is_terminal(stream.steps[j - 1])
+            and not any(is_terminal(s) for s in stream.steps[: j - 1])
+        ):
+            # Reported once, at the first step that cannot run.
+            ender = "to" if isinstance(stream.steps[j - 1], To) else "branch"
+            c.error(
+                base,
+                f"this step never runs: the '{ender}' step before it ends the stream",
+                f"move it before the '{ender}', or drop the '{ender}' and continue in another "
+                f"[[streams]] entry with from_stream = {stream.name!r}",
+            )
+        if step.name is not None:
+            if step.name in names:
+                first = c.line((kind, i, "steps", names[step.name], "name"))
+                c.error(
+                    (*base, "name"),
+                    f"duplicate step name {step.name!r} in stream {stream.name!r}",
+                    f"the step at line {first} has it already",
+                )
+            names.setdefault(step.name, j)
+        if isinstance(step, (GroupBy, GroupByKey, ToStream, *AGGREGATIONS)):
+            check_stateful(c, base, step, before[j])
+        elif isinstance(step, To):
+            if isinstance(step.to, DynamicTo):
+                logic(c, (*base, "to", "topic"), step.to.topic)
+                for t, topic in enumerate(step.to.topics):
+                    c.topic_ref((*base, "to", "topics", t), topic)
+            else:
+                c.topic_ref((*base, "to"), step.to)
+        elif isinstance(step, BranchStep):
+            check_branch(c, base, step)
+        elif isinstance(step, Merge):
+            pass  # references are checked with the graph
+        else:
+            logic(c, (*base, operation(step)), getattr(step, operation(step)))
+    if before[-1] in ("grouped", "grouped_table") and not stuck:
+        c.error(
+            (kind, i, "steps", len(stream.steps) - 1),
+            f"{kind[:-1]} {stream.name!r} ends grouped: nothing aggregates the groups of its "
+            f"{grouping}",
+            "add count, reduce or aggregate after it, e.g. "
+            f"{{ count = true, store = '{stream.name}-counts' }}",
+        )
+
+
+def flow_error(
+    c: Checks, loc: Loc, flow: Flow, step: StepBase, *, maker: str, grouping: str
+) -> None:
+    op = operation(step)
+    if flow == "stream" and isinstance(step, AGGREGATIONS):
+        c.error(
+            loc,
+            f"{op} needs a grouped stream",
+            "add { group_by_key = true } (or a group_by) before it",
+        )
+    elif flow == "stream":
+        c.error(
+            loc,
+            "to_stream turns a table into a stream; this is a stream already",
+            "drop it: to_stream follows count, reduce, aggregate or a [[tables]] entry",
+        )
+    elif flow in ("grouped", "grouped_table"):
+        what = "table" if flow == "grouped_table" else "stream"
+        c.error(
+            loc,
+            f"a grouped {what} goes on with {ALLOWED[flow]}, not {op}",
+            f"move {op} before the {grouping}, or after an aggregation and {{ to_stream = true }}",
+        )
+    elif isinstance(step, AGGREGATIONS):
+        c.error(
+            loc,
+            f"{op} needs a grouped table, and {maker} is not grouped",
+            "add { group_by = '<expression>' } before it: it gives each row its group "
+            "(group_by = 'key' keeps the table's key)",
+        )
+    elif isinstance(step, GroupByKey):
+        c.error(
+            loc,
+            f"group_by_key does not apply to {maker}: a table is regrouped with group_by",
+            "write { group_by = 'key' } to keep its key, or group by another expression",
+        )
+    else:
+        c.error(
+            loc,
+            f"{op} does not apply to {maker}; a table goes on with {ALLOWED['table']}",
+            "add { to_stream = true } before it to work on the table's updates as a stream",
+        )
+
+
+def check_stateful(c: Checks, base: Loc, step: StepBase, flow: Flow) -> None:
+    if isinstance(step, GroupBy):
+        logic(c, (*base, "group_by"), step.group_by)
+    if isinstance(step, GroupByKey) and flow == "table":
+        return  # reported by the flow check
+    if isinstance(step, (Reduce, Aggregate)):
+        op = "reduce" if isinstance(step, Reduce) else "aggregate"
+        logic(c, (*base, op), getattr(step, op), agg=True)
+        if isinstance(step, Aggregate):
+            logic(c, (*base, "init"), step.init)
+        if step.subtract is not None:
+            logic(c, (*base, "subtract"), step.subtract, agg=True)
+            if flow == "grouped":
+                c.error(
+                    (*base, "subtract"),
+                    "subtract is only for grouped tables: a stream's records are never taken back",
+                    "drop subtract: a grouped stream's aggregate only adds",
+                )
+        elif flow == "grouped_table":
+            c.error(
+                base,
+                f"{op} on a grouped table needs subtract",
+                "a table's update first takes the old value out of its group: add "
+                "subtract = '<expression over agg and value>'",
+            )
+
+
+def check_branch(c: Checks, base: Loc, step: BranchStep) -> None:
+    names: dict[str, int] = {}
+    for b, branch in enumerate(step.branch):
+        loc: Loc = (*base, "branch", b)
+        if branch.name in names:
+            first = c.line((*base, "branch", names[branch.name], "name"))
+            c.error(
+                (*loc, "name"),
+                f"duplicate branch name {branch.name!r}",
+                f"the branch at line {first} has it already; a branch step's names must be unique",
+            )
+        names.setdefault(branch.name, b)
+        if branch.when is None and b != len(step.branch) - 1:
+            c.error(
+                loc,
+                f"branch {branch.name!r} has no 'when', but only the last branch may be the "
+                "default",
+                "add when = '<expression>', or move it to the end",
+            )
+        if branch.when is not None:
+            logic(c, (*loc, "when"), branch.when)
+        if branch.to is not None:
+            c.topic_ref((*loc, "to"), branch.to)

@@ -1,0 +1,71 @@
+"""Reading a spec file: TOML -> pydantic models -> semantic checks, with every error located.
+
+Each stage reports every problem it finds, as `file:LINE:COL: field.path: message`. A later stage
+runs only when the earlier ones found nothing: checking references in a document whose shape is
+wrong would report the same mistake twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from kgen.spec import checks
+from kgen.spec.errors import SpecError, SpecInvalid
+from kgen.spec.locator import Locator
+from kgen.spec.models import Spec
+from kgen.spec.schema_errors import describe_errors
+from kgen.spec.toml_errors import not_utf8, toml_error
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    spec: Spec
+    # The path as the user gave it (relative when possible): it lands in generated headers.
+    display_path: str
+    sha256: str
+    warnings: tuple[SpecError, ...]
+
+
+def load_spec(path: Path, display_path: str | None = None) -> LoadedSpec:
+    """Load and check one spec; raise SpecInvalid with all of its errors."""
+    display = display_path or _display(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecInvalid(
+            [SpecError(display, 1, 1, "", f"cannot read the file: {exc.strerror}")]
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecInvalid([not_utf8(display, raw, exc)]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecInvalid([toml_error(display, text, str(exc))]) from None
+
+    where = Locator(display, text)
+    try:
+        # Strict: TOML values are typed, so partitions = "3" or partitions = true is a mistake,
+        # not something to convert.
+        spec = Spec.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise SpecInvalid(describe_errors(exc.errors(), where)) from None
+
+    problems = checks.check(spec, where)
+    if any(not p.warning for p in problems):
+        raise SpecInvalid(problems)
+    digest = hashlib.sha256(raw).hexdigest()
+    return LoadedSpec(spec, display, digest, tuple(sorted(problems)))
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
