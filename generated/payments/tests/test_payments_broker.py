@@ -87,6 +87,9 @@ def read_committed(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[
             "bootstrap.servers": bootstrap,
             "group.id": f"{APP_ID}-verify",
             "isolation.level": "read_committed",
+            # A fetch right after the topic was created can be answered "offset out of range";
+            # the reset must not skip to the end then.
+            "auto.offset.reset": "earliest",
             "enable.partition.eof": True,
             "enable.auto.commit": False,
         }

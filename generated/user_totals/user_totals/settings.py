@@ -117,6 +117,10 @@ class Settings:
     batch_size: int = 1000
     # Stop cleanly after this many seconds without input (demos, benchmarks, batch runs).
     stop_when_idle_s: float | None = None
+    # Exit (code 4) when the cluster stays unreachable or failing this long; 0: never.
+    max_unavailable_s: float = 300.0
+    # Of the topics the app creates without one in the spec; -1: the broker's default.
+    replication_factor: int = -1
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
     # Overrides the spec's cache_max_entries of every store (0: forward every update).
@@ -185,6 +189,21 @@ def parser() -> argparse.ArgumentParser:
         help="commit and exit 0 after this long without input",
     )
     p.add_argument(
+        "--max-unavailable-s",
+        type=float,
+        default=float(_env("MAX_UNAVAILABLE_S", "300") or 300),
+        metavar="SECONDS",
+        help="exit with code 4 when the cluster stays unreachable (or every recovery fails) this long; "
+        f"0 waits forever (env {ENV_PREFIX}MAX_UNAVAILABLE_S; default %(default)s)",
+    )
+    p.add_argument(
+        "--replication-factor",
+        type=int,
+        default=int(_env("REPLICATION_FACTOR", "-1") or -1),
+        help="replication factor of the topics the app creates (internal topics, and sink topics "
+        f"the spec gives none); -1: the broker's default.replication.factor (env {ENV_PREFIX}REPLICATION_FACTOR)",
+    )
+    p.add_argument(
         "--state-dir",
         default=_env("STATE_DIR"),
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
@@ -245,6 +264,8 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         kafka_config=kafka_config,
         batch_size=args.batch_size,
         stop_when_idle_s=args.stop_when_idle,
+        max_unavailable_s=args.max_unavailable_s,
+        replication_factor=args.replication_factor,
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
         cache_max_entries=args.cache_max_entries,

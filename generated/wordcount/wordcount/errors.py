@@ -60,11 +60,15 @@ def where(msg: Message) -> str:
 
 
 def _is_infrastructure(exc: Exception) -> bool:
-    """Failures of the client, not of the record: never skipped or dead-lettered."""
+    """Failures of the Kafka client, not of the record (a broker restart makes produce() fail
+    with "Erroneous state"): the run loop recovers from them, and they are never skipped,
+    dead-lettered or reported as the record's. Only an output record too large for Kafka is
+    the record's own failure."""
     if isinstance(exc, BufferError):
         return True
-    if isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError):
-        return bool(exc.args[0].fatal() or exc.args[0].txn_requires_abort())
+    if isinstance(exc, KafkaException):
+        err = exc.args[0] if exc.args else None
+        return not (isinstance(err, KafkaError) and err.code() == KafkaError.MSG_SIZE_TOO_LARGE)
     return False
 
 

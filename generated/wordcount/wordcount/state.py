@@ -36,7 +36,7 @@ FORMAT_VERSION = b"1"
 TIMEOUT_S = 30.0
 # A restore that reads nothing for this long gives up (the broker is gone, or a transaction
 # on the changelog never ends).
-RESTORE_STALL_S = 120.0
+RESTORE_STALL_S = 60.0
 REPORT_EVERY_S = 5.0
 
 
@@ -336,6 +336,7 @@ class Stores:
         send: Send,
         restore_config: dict[str, Any] | None = None,
         cache_max_entries: int | None = None,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         # None: every store in memory (the test driver).
         self.state_dir = state_dir
@@ -343,6 +344,8 @@ class Stores:
         self.cache_max_entries = cache_max_entries
         self.send = send
         self.restore_config = restore_config
+        # Tells the run loop's watchdog that a long restore is progressing.
+        self.tick = tick or (lambda: None)
         self.emitters: Mapping[str, EmitFunction] = {}
         self.ctx: Context | None = None
         self.by_name: dict[str, dict[int, Store]] = {name: {} for name in STORES}
@@ -499,6 +502,7 @@ class Stores:
             # consume() returns when it has 10,000 records or the timeout is over: a long
             # timeout would be waited out in full at the end, where fewer are left.
             msgs = consumer.consume(10_000, timeout=0.05)
+            self.tick()
             batches: dict[tuple[str, int], dict[bytes, bytes | None]] = {}
             last: dict[tuple[str, int], int] = {}
             for msg in msgs:
