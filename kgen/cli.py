@@ -16,8 +16,8 @@ from kgen.spec.load import LoadedSpec, load_spec
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
 
-def _load(spec: str) -> tuple[LoadedSpec, AppPlan]:
-    loaded = load_spec(Path(spec))
+def _load(spec: str, args: argparse.Namespace) -> tuple[LoadedSpec, AppPlan]:
+    loaded = load_spec(Path(spec), look_up_modules=args.import_check)
     for warning in loaded.warnings:
         print(warning.format(), file=sys.stderr)
     return loaded, make_plan(loaded)
@@ -34,7 +34,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print("kgen build: --out takes one spec", file=sys.stderr)
         return EXIT_USAGE
     for spec in args.specs:
-        _, plan = _load(spec)
+        _, plan = _load(spec, args)
         root = Path(args.out) if args.out else Path(args.generated) / plan.package
         changed = emit.write(render.render(plan), root)
         print(f"{spec} -> {root}/ ({len(changed)} file{'s' if len(changed) != 1 else ''} changed)")
@@ -50,7 +50,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     stale = 0
     packages = set()
     for spec in specs:
-        _, plan = _load(spec)
+        _, plan = _load(spec, args)
         packages.add(plan.package)
         root = generated / plan.package
         lines = emit.diff(render.render(plan), root, root.as_posix())
@@ -79,7 +79,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for spec in args.specs:
         try:
-            _load(spec)
+            _load(spec, args)
         except SpecInvalid as exc:
             print(exc.format(), file=sys.stderr)
             code = EXIT_USER
@@ -89,13 +89,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    _, plan = _load(args.spec)
+    _, plan = _load(args.spec, args)
     sys.stdout.write(describe.text(plan))
     return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    _, plan = _load(args.spec)
+    _, plan = _load(args.spec, args)
     sys.stdout.write(describe.mermaid(plan) if args.format == "mermaid" else describe.dot(plan))
     return EXIT_OK
 
@@ -136,6 +136,16 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return kafka_cli.cmd_status()
 
 
+def _import_check_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--no-import-check",
+        dest="import_check",
+        action="store_false",
+        help="do not look up the modules of imports and function references (for modules that "
+        "exist only where the app runs; see also the spec's runtime_only_modules)",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kgen",
@@ -150,6 +160,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("specs", nargs="+", metavar="SPEC")
     b.add_argument("--out", help="the app's folder (default: GENERATED/<app>)")
     b.add_argument("--generated", default="generated", help="where apps go (default: %(default)s)")
+    _import_check_flag(b)
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser(
@@ -161,18 +172,21 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("specs", nargs="*", metavar="SPEC", help="default: every SPECS_DIR/*.toml")
     c.add_argument("--specs-dir", default="specs")
     c.add_argument("--generated", default="generated")
+    _import_check_flag(c)
     c.set_defaults(func=cmd_check)
 
     v = sub.add_parser(
         "validate", help="check specs, print every error", description="Check specs only."
     )
     v.add_argument("specs", nargs="+", metavar="SPEC")
+    _import_check_flag(v)
     v.set_defaults(func=cmd_validate)
 
     d = sub.add_parser(
         "describe", help="print the topology as text", description="Print the topology."
     )
     d.add_argument("spec", metavar="SPEC")
+    _import_check_flag(d)
     d.set_defaults(func=cmd_describe)
 
     g = sub.add_parser(
@@ -180,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("spec", metavar="SPEC")
     g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    _import_check_flag(g)
     g.set_defaults(func=cmd_graph)
 
     i = sub.add_parser(

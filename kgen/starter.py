@@ -41,6 +41,9 @@ on_error = "fail"
 
 # Modules that expressions may use, e.g. ["math", "re"].
 imports = []
+# kgen checks that the modules of imports and functions can be imported; list here the ones
+# that exist only where the app runs (their submodules too), e.g. ["mycompany.rules"].
+# runtime_only_modules = []
 
 # Every topic the app reads or writes, with the formats of its keys and values: string, json,
 # bytes, int (4 bytes), long (8 bytes), double (8 bytes), byte-compatible with Kafka's Java

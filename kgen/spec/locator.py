@@ -3,6 +3,7 @@ line and column where that field is written."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 from kgen.spec.errors import Loc, SpecError, format_path
@@ -17,11 +18,26 @@ class Locator:
         self.positions = locate(text)
         # Only LF ends a line in TOML, as in kgen.spec.locate.
         self._lines = text.split("\n")
+        # For a spec validated without some entries of its arrays: where each remaining entry
+        # is in the file (see reindexed).
+        self._indexes: dict[str, list[int]] = {}
+
+    def reindexed(self, indexes: dict[str, list[int]]) -> Locator:
+        """A Locator for a spec whose array `name` holds only the entries at `indexes[name]` of
+        the file's: ('streams', 1) there is ('streams', indexes['streams'][1]) here."""
+        other = copy.copy(self)
+        other._indexes = indexes
+        return other
+
+    def _in_file(self, loc: Loc) -> Loc:
+        if len(loc) < 2 or loc[0] not in self._indexes or not isinstance(loc[1], int):
+            return loc
+        return (loc[0], self._indexes[str(loc[0])][loc[1]], *loc[2:])
 
     def position(self, loc: Loc) -> tuple[int, int]:
         """Where `loc` is written; a field that is not written (a missing one) is reported at
         its parent."""
-        return nearest(self.positions, loc)
+        return nearest(self.positions, self._in_file(loc))
 
     def error(
         self,
@@ -34,14 +50,16 @@ class Locator:
         """A problem with the field at `loc`, positioned at `at` when that is more precise
         (e.g. the offending key inside it)."""
         line, col = self.position(loc if at is None else at)
-        return SpecError(self.file, line, col, format_path(loc), message, hint, warning)
+        path = format_path(self._in_file(loc))
+        return SpecError(self.file, line, col, path, message, hint, warning)
 
     def error_at(self, loc: Loc, line: int, col: int, message: str, hint: str = "") -> SpecError:
-        return SpecError(self.file, line, col, format_path(loc), message, hint)
+        return SpecError(self.file, line, col, format_path(self._in_file(loc)), message, hint)
 
     def string_value(self, loc: Loc) -> tuple[int, int, str] | None:
         """The line, column and text of the one-line string written as `key = "..."` at `loc`,
         when its text maps column for column onto the value (no escapes); else None."""
+        loc = self._in_file(loc)
         if loc not in self.positions:
             return None
         line, col = self.positions[loc]

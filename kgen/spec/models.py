@@ -16,6 +16,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,6 +29,10 @@ ErrorPolicy = Literal["fail", "skip", "dead_letter"]
 FUNCTION_REF = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
+MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Validation context key: validating what is left of a document without its parts that have
+# errors.
+REST_OF_DOCUMENT = "rest_of_document"
 APP_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -347,6 +352,9 @@ class Spec(Model):
     dead_letter_topic: str | None = None
     # Modules inline expressions may use (e.g. "math", "re").
     imports: list[str] = Field(default_factory=list)
+    # Modules (with their submodules) that exist only where the app runs: kgen does not look
+    # for them when it checks `imports` and function references.
+    runtime_only_modules: list[str] = Field(default_factory=list)
     topics: dict[str, Topic] = Field(default_factory=dict)
     streams: list[Stream] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list)
@@ -364,16 +372,19 @@ class Spec(Model):
         return v
 
     @model_validator(mode="after")
-    def _something_to_run(self) -> Spec:
-        if not self.streams and not self.tables:
+    def _something_to_run(self, info: ValidationInfo) -> Spec:
+        # Not for the rest of a document validated without its parts that have errors
+        # (kgen.spec.parts): the streams may be among them.
+        rest = isinstance(info.context, dict) and info.context.get(REST_OF_DOCUMENT)
+        if not self.streams and not self.tables and not rest:
             raise ValueError("a spec needs at least one [[streams]] or [[tables]] entry")
         return self
 
-    @field_validator("imports")
+    @field_validator("imports", "runtime_only_modules")
     @classmethod
     def _check_imports(cls, v: list[str]) -> list[str]:
         for mod in v:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", mod):
+            if not MODULE.match(mod):
                 raise ValueError(f"{mod!r} is not a module name")
         return v
 

@@ -20,6 +20,8 @@ from kgen.spec.models import (
     Table,
     To,
 )
+from kgen.spec.modules import ModuleLookup
+from kgen.spec.parts import Damage
 
 
 def entries(spec: Spec) -> list[tuple[Loc, Stream | Table]]:
@@ -110,11 +112,17 @@ def toml_key(name: str) -> str:
 class Checks:
     """The state of one run of the checks: each check appends located problems and goes on."""
 
-    def __init__(self, spec: Spec, where: Locator) -> None:
+    def __init__(
+        self, spec: Spec, where: Locator, damage: Damage, modules: ModuleLookup | None
+    ) -> None:
         self.spec = spec
         self.where = where
+        # The parts of the document that did not validate: checks that need them are skipped.
+        self.damage = damage
         self.problems: list[SpecError] = []
         self.modules = frozenset(spec.imports)
+        # Finds the modules of imports and function references; None: not checked.
+        self.lookup = modules
 
     def error(self, loc: Loc, message: str, hint: str = "", at: Loc | None = None) -> None:
         self.problems.append(self.where.error(loc, message, hint, at=at))
@@ -126,8 +134,8 @@ class Checks:
         return self.where.position(loc)[0]
 
     def topic_ref(self, loc: Loc, topic: str) -> None:
-        if topic not in self.spec.topics:
-            declared = list(self.spec.topics)
+        if topic not in self.spec.topics and not self.damage.broken("topics", topic):
+            declared = [*self.spec.topics, *self.damage.names("topics")]
             declare = f"declare it: [topics.{toml_key(topic)}] with key and value formats"
             close = did_you_mean(topic, declared)
             hint = f"{close} If not, {declare}" if close else declare

@@ -7,16 +7,21 @@ import sys
 
 from kgen import expr
 from kgen.spec.checks.base import Checks, did_you_mean
+from kgen.spec.checks.imports import check_function
 from kgen.spec.errors import Loc
 from kgen.spec.models import FunctionRef, Logic
 
 
 def logic(c: Checks, loc: Loc, logic: Logic, agg: bool = False) -> None:
     if isinstance(logic, FunctionRef):
+        check_function(c, (*loc, "function"), logic.function)
         return
     try:
         expr.parse(logic, c.modules, agg=agg)
     except expr.ExpressionError as exc:
+        unknown = re.match(r"unknown name '(\w+)'", str(exc))
+        if unknown and unknown.group(1) in {m.split(".")[0] for m in c.damage.imports}:
+            return  # a module of an `imports` that did not validate: reported there
         expression_error(c, loc, logic, exc, agg)
 
 

@@ -18,7 +18,9 @@ _DEPENDENCIES = {"confluent_kafka", "rocksdict", "pytest", "tests"}
 def check_app(c: Checks) -> None:
     spec = c.spec
     pkg = package_name(spec.app)
-    if keyword.iskeyword(pkg):
+    if c.damage.broken("app"):
+        pass  # the name's mistake is reported already
+    elif keyword.iskeyword(pkg):
         c.error(
             ("app",),
             f"{pkg!r} is a Python keyword and cannot name the app's package",
@@ -32,7 +34,8 @@ def check_app(c: Checks) -> None:
             "of that name",
             f"pick another app name, e.g. '{spec.app}-app'",
         )
-    if spec.on_error == "dead_letter" and spec.dead_letter_topic is None:
+    dead_letter_set = spec.dead_letter_topic is not None or c.damage.broken("dead_letter_topic")
+    if spec.on_error == "dead_letter" and not dead_letter_set:
         topic = f"{spec.app}-dlq"
         c.error(
             ("on_error",),
@@ -42,7 +45,7 @@ def check_app(c: Checks) -> None:
         )
     if spec.dead_letter_topic is not None:
         c.topic_ref(("dead_letter_topic",), spec.dead_letter_topic)
-        if spec.on_error != "dead_letter":
+        if spec.on_error != "dead_letter" and not c.damage.broken("on_error"):
             c.warn(
                 ("dead_letter_topic",),
                 f"unused: on_error is {spec.on_error!r}",

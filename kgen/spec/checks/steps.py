@@ -1,5 +1,6 @@
 """Streams and tables one at a time: their inputs, and the steps in order (what each step may
-follow, names, the logic and topics of each)."""
+follow, names, the logic and topics of each), also of a stream or table left out of the spec
+because it did not validate."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kgen.spec.errors import Loc
 from kgen.spec.models import (
     Aggregate,
     BranchStep,
+    Count,
     DynamicTo,
     GroupBy,
     GroupByKey,
@@ -115,21 +117,9 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
                     f"the step at line {first} has it already",
                 )
             names.setdefault(step.name, j)
-        if isinstance(step, (GroupBy, GroupByKey, ToStream, *AGGREGATIONS)):
-            check_stateful(c, base, step, before[j])
-        elif isinstance(step, To):
-            if isinstance(step.to, DynamicTo):
-                logic(c, (*base, "to", "topic"), step.to.topic)
-                for t, topic in enumerate(step.to.topics):
-                    c.topic_ref((*base, "to", "topics", t), topic)
-            else:
-                c.topic_ref((*base, "to"), step.to)
-        elif isinstance(step, BranchStep):
-            check_branch(c, base, step)
-        elif isinstance(step, Merge):
-            pass  # references are checked with the graph
-        else:
-            logic(c, (*base, operation(step)), getattr(step, operation(step)))
+        check_step(c, base, step)
+        if isinstance(step, (Reduce, Aggregate)):
+            check_subtract(c, base, step, before[j])
     if before[-1] in ("grouped", "grouped_table") and not stuck:
         c.error(
             (kind, i, "steps", len(stream.steps) - 1),
@@ -184,11 +174,8 @@ def flow_error(
         )
 
 
-def check_stateful(c: Checks, base: Loc, step: StepBase, flow: Flow) -> None:
-    if isinstance(step, GroupBy):
-        logic(c, (*base, "group_by"), step.group_by)
-    if isinstance(step, GroupByKey) and flow == "table":
-        return  # reported by the flow check
+def check_step(c: Checks, base: Loc, step: StepBase) -> None:
+    """What a step says on its own, wherever it is: its logic, its topics, its branches."""
     if isinstance(step, (Reduce, Aggregate)):
         op = "reduce" if isinstance(step, Reduce) else "aggregate"
         logic(c, (*base, op), getattr(step, op), agg=True)
@@ -196,19 +183,38 @@ def check_stateful(c: Checks, base: Loc, step: StepBase, flow: Flow) -> None:
             logic(c, (*base, "init"), step.init)
         if step.subtract is not None:
             logic(c, (*base, "subtract"), step.subtract, agg=True)
-            if flow == "grouped":
-                c.error(
-                    (*base, "subtract"),
-                    "subtract is only for grouped tables: a stream's records are never taken back",
-                    "drop subtract: a grouped stream's aggregate only adds",
-                )
-        elif flow == "grouped_table":
-            c.error(
-                base,
-                f"{op} on a grouped table needs subtract",
-                "a table's update first takes the old value out of its group: add "
-                "subtract = '<expression over agg and value>'",
-            )
+    elif isinstance(step, To):
+        if isinstance(step.to, DynamicTo):
+            logic(c, (*base, "to", "topic"), step.to.topic)
+            for t, topic in enumerate(step.to.topics):
+                c.topic_ref((*base, "to", "topics", t), topic)
+        else:
+            c.topic_ref((*base, "to"), step.to)
+    elif isinstance(step, BranchStep):
+        check_branch(c, base, step)
+    elif isinstance(step, (Merge, GroupByKey, ToStream, Count)):
+        pass  # no logic; merge's references are checked with the graph
+    else:
+        logic(c, (*base, operation(step)), getattr(step, operation(step)))
+
+
+def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -> None:
+    """A grouped table's aggregation takes values back with subtract; a grouped stream's never
+    does."""
+    op = operation(step)
+    if step.subtract is not None and flow == "grouped":
+        c.error(
+            (*base, "subtract"),
+            "subtract is only for grouped tables: a stream's records are never taken back",
+            "drop subtract: a grouped stream's aggregate only adds",
+        )
+    elif step.subtract is None and flow == "grouped_table":
+        c.error(
+            base,
+            f"{op} on a grouped table needs subtract",
+            "a table's update first takes the old value out of its group: add "
+            "subtract = '<expression over agg and value>'",
+        )
 
 
 def check_branch(c: Checks, base: Loc, step: BranchStep) -> None:
