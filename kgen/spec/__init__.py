@@ -1,9 +1,12 @@
 """The first stage of the pipeline: a spec file, read and checked.
 
 - `models`: the pydantic models of a spec, exactly as the user writes it;
-- `load`: file -> TOML -> models (validated part by part) -> semantic checks (`checks`), with
+- `load`: file -> TOML -> models -> semantic checks (`checks`, one module per concern), with
   every problem located by `locate` / `locator` and worded by `toml_errors`, `schema_errors`;
-- `errors`: those problems as values (`SpecError`, `SpecInvalid`).
+- `parts`: a document that does not validate, validated again without its parts with errors,
+  so the checks still see the rest;
+- `modules`: the modules of `imports` and function references, looked up as the app will;
+- `errors`: the problems as values (`SpecError`, `SpecInvalid`).
 
 The models are importable from here: `from kgen.spec import Spec`.
 """
