@@ -9,7 +9,9 @@ Every step gets fresh variable names, so sibling paths cannot see each other's v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from kgen import expr
 from kgen.graph import Node
@@ -69,10 +71,26 @@ class Fuser:
         self.store_formats: dict[str, TopicFormats] = {}
         # Stateful nodes whose updates run downstream code: emitted as functions of their own.
         self.stateful: list[Node] = []
+        # Failures name their node (Kafka Streams' processor node id): `at` holds the name of
+        # the node running, `origin` the node whose bytes are decoded (the source, a store).
+        self.origin = ""
+        self.current = ""
+        # `at` is assigned lazily: before the next line that can fail, when it is not known
+        # to hold that name already on every way to that line.
+        self.known: str | None = None
+        self.last_depth = 0
+        # What a failure inside a fork calls: the error policy, with the record or update.
+        self.handler = "ctx.on_error(msg, exc, at)"
 
-    def fuse(self, source: Node, topic: str) -> list[str]:
+    def fuse(self, sources: list[Node], topic: str) -> list[str]:
+        """The code of one source topic's records, through every stream that reads it. Several
+        streams on one topic are one source forked (Kafka Streams allows one source a topic):
+        each gets the record, and a failure in one leaves the others theirs."""
         self.lines = []
         self.partition = "(msg.partition() or 0)"
+        self.handler = "ctx.on_error(msg, exc, at)"
+        self.origin = self.current = sources[0].name
+        self.known, self.last_depth = None, 0
         formats = self.topics[topic]
         # Every part of the record is read from the message where it is used, and only then:
         # a record a filter drops never has its timestamp or headers fetched.
@@ -82,12 +100,19 @@ class Fuser:
             "timestamp": Var(None, "msg.timestamp()[1]"),
             "headers": Var(None, "msg.headers()"),
         }
-        if source.kind == "table_source":
-            self.table_source(source, env, formats)
+        if len(sources) == 1:
+            self.source(sources[0], env, formats, 0)
             return self.lines
-        for child in source.children:
-            self.node(child, dict(env), 0)
+        self.prepare_fields(self.reads([c for s in sources for c in s.successors()], env), env, 0)
+        for source in sources:
+            self.isolated(0, partial(self.source, source, dict(env), formats))
         return self.lines
+
+    def source(self, source: Node, env: Env, formats: TopicFormats, depth: int) -> None:
+        if source.kind == "table_source":
+            self.table_source(source, env, formats, depth)
+        else:
+            self.children(source, env, depth)
 
     def emit_function(self, node: Node) -> list[str]:
         """The body of `_emit_<store>(ctx, part, key, old, new, ts)`: what a store's updates
@@ -96,6 +121,9 @@ class Fuser:
         assert node.store is not None
         self.lines = []
         self.partition = "part"
+        self.handler = f"ctx.on_update_error({node.store!r}, part, key, new, exc, at)"
+        self.origin = self.current = node.name
+        self.known, self.last_depth = None, 0
         formats = self.store_formats[node.store]
         raw_values = node.kind == "table_source"
         env = {
@@ -106,45 +134,76 @@ class Fuser:
         }
         old = Var(None, "old", formats.value) if raw_values else Var("old")
         self.emit(0, "produce = ctx.produce")
+        self.emit(0, "try:")
         for child in node.children:
-            self.updates(child, dict(env), old)
+            if len(node.children) > 1:
+                self.isolated(1, partial(self.updates, child, dict(env), old))
+            else:
+                self.updates(child, dict(env), old, 1)
+        self.except_(0)
         return self.lines
 
-    def updates(self, node: Node, env: Env, old: Var) -> None:
+    def isolated(self, depth: int, emit: Callable[[int], None]) -> None:
+        """Code whose failure stays its own: the record still reaches the code after it (a
+        sibling path, the next item of a flat_map), as in Kafka Streams, where the node that
+        fails hands the record to the error handler and its parent forwards on (KIP-1033)."""
+        self.emit(depth, "try:")
+        emit(depth + 1)
+        self.except_(depth)
+
+    def except_(self, depth: int) -> None:
+        self.emit(depth, "except Exception as exc:  # the spec's error policy decides")
+        self.emit(depth + 1, self.handler, flush=False)
+
+    def at(self, node: Node, depth: int) -> None:
+        """From here on, failures are `node`'s."""
+        self.current = node.name
+
+    def updates(self, node: Node, env: Env, old: Var, depth: int) -> None:
         """Downstream of a table: `to`, `to_stream` and a table's group_by."""
         if node.kind == "to_stream":
-            self.children(node, env, 0)
+            self.children(node, env, depth)
         elif node.kind == "sink":
-            self.produce(node.topics[0], env, 0, repr(node.topics[0]))
+            self.at(node, depth)
+            self.produce(node.topics[0], env, depth, repr(node.topics[0]))
         elif node.kind == "repartition":
+            self.at(node, depth)
             for side, var, headers in (
                 ("old", old, SUBTRACT_HEADERS),
                 ("new", env["value"], "None"),
             ):
-                self.emit(0, f"if {side} is not None:")
+                self.emit(depth, f"if {side} is not None:")
                 side_env = dict(env, value=var, headers=Var(headers))
-                self.repartition(node, side_env, 1)
+                self.repartition(node, side_env, depth + 1)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
 
-    def table_source(self, node: Node, env: Env, formats: TopicFormats) -> None:
+    def table_source(self, node: Node, env: Env, formats: TopicFormats, depth: int) -> None:
         """A table's source record upserts its key (a null value deletes it); records without
         a key are dropped, as in Kafka Streams."""
         assert node.store is not None
         self.store_formats[node.store] = formats
         self.stateful.append(node)
         key = env["key"].raw
-        self.emit(0, f"if {key} is not None:")
+        self.emit(depth, f"if {key} is not None:")
         self.emit(
-            1,
+            depth + 1,
             f"ctx.store({node.store!r}, {self.partition}).put({key}, {env['value'].raw}, "
             f"{self.plain(env, 'timestamp')})",
         )
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def emit(self, depth: int, text: str) -> None:
+    def emit(self, depth: int, text: str, *, flush: bool = True) -> None:
+        clause = text.startswith(("else:", "elif ", "except ", "try:"))
+        if depth < self.last_depth or clause:
+            # Out of a block, or into another arm of one: `at` may hold any name here.
+            self.known = None
+        if flush and not clause and self.known != self.current:
+            self.lines.append("    " * depth + f"at = {self.current!r}")
+            self.known = self.current
         self.lines.append("    " * depth + text)
+        self.last_depth = depth
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -160,9 +219,13 @@ class Fuser:
         if var.fmt is None:  # timestamp, headers: no format, just a name for expressions
             self.emit(depth, f"{name} = {var.raw}")
         else:
+            # Bytes that cannot be read are the source's (or store's) failure, as Kafka
+            # Streams' deserialization errors are, whichever step reads them first.
             fn = f"deserialize_{var.fmt}"
             self.serde.add(fn)
+            current, self.current = self.current, self.origin
             self.emit(depth, f"{name} = {fn}({var.raw})")
+            self.current = current
         env[field] = Var(name, var.raw, var.fmt)
         return name
 
@@ -209,14 +272,55 @@ class Fuser:
     # -- nodes -------------------------------------------------------------------------------
 
     def children(self, node: Node, env: Env, depth: int) -> None:
+        if len(node.children) < 2:
+            for child in node.children:
+                self.node(child, dict(env), depth)
+            return
+        # A fork: fields every path reads are read once, before it, so a record that cannot
+        # be read fails once, at its origin, rather than once per path.
+        self.prepare_fields(self.reads(node.children, env), env, depth)
         for child in node.children:
-            self.node(child, dict(env), depth)
+            self.isolated(depth, partial(self.node, child, dict(env)))
+
+    def loop_body(self, node: Node, env: Env, depth: int) -> None:
+        """The children of a flat_map, run once per item: a failure skips that item only."""
+        self.isolated(depth, partial(self.children, node, env))
+
+    def reads(self, nodes: list[Node], env: Env) -> set[str]:
+        """Which of the record's still undecoded key and value some node below reads
+        (over-approximated: a field replaced on the way counts too)."""
+        raw = {f for f in ("key", "value") if env[f].name is None and env[f].fmt is not None}
+        found: set[str] = set()
+        todo = list(nodes)
+        while todo and found != raw:
+            node = todo.pop()
+            todo.extend(node.successors())
+            logics = [node.logic] if node.logic is not None else []
+            logics += [p for p, _ in node.branches if p is not None]
+            step = node.step
+            if isinstance(step, (Reduce, Aggregate)):
+                logics.append(step.reduce if isinstance(step, Reduce) else step.aggregate)
+                if isinstance(step, Reduce):
+                    found.add("value")
+            for logic in logics:
+                found |= self.uses(logic)
+            sinks = node.topics if node.kind in ("sink", "dynamic_sink", "repartition") else []
+            for formats in filter(None, map(self.topics.get, sinks)):
+                # A sink of another format re-encodes: it reads the field.
+                found |= {f for f in ("key", "value") if env[f].fmt != getattr(formats, f)}
+        return found & raw
+
+    def prepare_fields(self, fields: set[str], env: Env, depth: int) -> None:
+        for field in ("key", "value"):
+            if field in fields:
+                self.decoded(env, field, depth)
 
     def node(self, node: Node, env: Env, depth: int) -> None:
         kind = node.kind
         if kind in ("merge", "passthrough", "branch_child"):
             self.children(node, env, depth)
             return
+        self.at(node, depth)
         if kind == "repartition":
             self.repartition(node, env, depth)
             return
@@ -263,12 +367,12 @@ class Fuser:
             k, v = self.fresh("k"), self.fresh("v")
             self.emit(depth, f"for {k}, {v} in {code}:")
             env.update(key=Var(k), value=Var(v))
-            self.children(node, env, depth + 1)
+            self.loop_body(node, env, depth + 1)
         elif kind == "flat_map_values":
             v = self.fresh("v")
             self.emit(depth, f"for {v} in {code}:")
             env["value"] = Var(v)
-            self.children(node, env, depth + 1)
+            self.loop_body(node, env, depth + 1)
         else:  # pragma: no cover - the graph only builds the kinds above
             raise AssertionError(kind)
 

@@ -59,10 +59,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     fuser = Fuser(formats, frozenset(spec.imports), aliases)
     # Several streams may read one topic: each of its records runs through all of them, in
     # spec order, in one block (a second `elif topic == ...` for it would never run).
-    code: dict[str, list[str]] = {}
+    readers: dict[str, list[graph.Node]] = {}
     for source in g.sources:
         for topic in source.topics:
-            code.setdefault(topic, []).extend(fuser.fuse(source, topic))
+            readers.setdefault(topic, []).append(source)
+    code = {topic: fuser.fuse(nodes, topic) for topic, nodes in readers.items()}
     emit_functions: list[EmitFunction] = []
     done = 0
     # An update function may feed another store (an aggregation after to_stream): fuse until
@@ -129,7 +130,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             t
             for b in blocks
             for t in b.topics
-            if b.lines and _DECODES.match(b.lines[0]) and "bytes(" not in b.lines[0]
+            if _DECODES.match(_first_code(b.lines)) and "bytes(" not in _first_code(b.lines)
         ),
         subtopologies=_subtopologies(g),
         tests=_tests(spec, tuple(sinks), dlq),
@@ -314,3 +315,8 @@ def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCas
             )
         )
     return tuple(out)
+
+
+def _first_code(lines: tuple[str, ...]) -> str:
+    """The first line that does something (not the `at = ...` naming the failing node)."""
+    return next((line for line in lines if not line.startswith("at = ")), "")

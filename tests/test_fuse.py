@@ -303,9 +303,13 @@ def test_payments_never_decodes_the_value() -> None:
     plan = make_plan(load_spec(ROOT / "specs/payments.toml", display_path="specs/payments.toml"))
     [block] = plan.blocks
     assert block.topics == ("payment",)
+    # `at` names the node running, for an error's report (the key is the source's to decode).
     assert block.lines == (
+        "at = 'unknown-payments-source'",
         "k1 = deserialize_string(msg.key())",
+        "at = 'unknown-payments-filter'",
         "if k1 == 'unknown':",
+        "    at = 'unknown-payments-to'",
         "    produce('unknown-payment', msg.value(), msg.key(), " + META + ")",
     )
     assert plan.serde_imports == ("deserialize_string",)
@@ -529,7 +533,7 @@ steps = [{ branch = [{ name = "all", to = "b" }] }]
 """,
     )
     [block] = plan.blocks
-    assert block.lines == ("produce('b', msg.value(), msg.key(), " + META + ")",)
+    assert block.lines == ("at = 's.all-to'", "produce('b', msg.value(), msg.key(), " + META + ")")
 
 
 def test_sibling_paths_do_not_share_variables(tmp_path: Path) -> None:
@@ -558,10 +562,24 @@ steps = [{ to = "c" }]
 """,
     )
     [block] = plan.blocks
+    # Each path of the fork fails on its own: the other still gets the record (KIP-1033).
+    handler = (
+        "except Exception as exc:  # the spec's error policy decides",
+        "    ctx.on_error(msg, exc, at)",
+    )
     assert block.lines == (
+        "at = 's-source'",
         "v1 = deserialize_json(msg.value())",
+        "at = 's-map-values'",
         "v2 = v1['x']",
-        "v3 = v2 + 1",
-        "produce('b', serialize_json(v3), msg.key(), " + META + ")",
-        "produce('c', serialize_json(v2), msg.key(), " + META + ")",
+        "try:",
+        "    at = 'one-map-values'",
+        "    v3 = v2 + 1",
+        "    at = 'one-to'",
+        "    produce('b', serialize_json(v3), msg.key(), " + META + ")",
+        *handler,
+        "try:",
+        "    at = 'two-to'",
+        "    produce('c', serialize_json(v2), msg.key(), " + META + ")",
+        *handler,
     )

@@ -44,15 +44,19 @@ class UnknownTopicError(ValueError):
 class ProcessingFailed(Exception):
     """A record failed under the `fail` policy: stop, commit nothing past it."""
 
-    def __init__(self, msg: Message, cause: BaseException) -> None:
+    def __init__(self, msg: Message, cause: BaseException, node: str = "") -> None:
         super().__init__(
-            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed: "
+            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed{_at(node)}: "
             f"{type(cause).__name__}: {cause}"
         )
 
 
 def where(msg: Message) -> str:
     return f"{msg.topic()}-{msg.partition()}@{msg.offset()}"
+
+
+def _at(node: str) -> str:
+    return f" at {node}" if node else ""
 
 
 def _is_infrastructure(exc: Exception) -> bool:
@@ -76,8 +80,9 @@ class ErrorPolicy:
         self.skipped = 0
         self.dead_lettered = 0
 
-    def on_error(self, msg: Message, exc: Exception) -> None:
-        if _is_infrastructure(exc):
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None:
+        """`node` failed on `msg`; only that node's path loses the record (KIP-1033)."""
+        if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
         headers = list(_header_list(msg.headers()))
         headers += [
@@ -87,6 +92,8 @@ class ErrorPolicy:
             ("__streams.errors.topic", str(msg.topic())),
             ("__streams.errors.partition", str(msg.partition())),
             ("__streams.errors.offset", str(msg.offset())),
+            # The processor node that failed (Kafka Streams' processorNodeId).
+            ("__streams.errors.processor", node),
         ]
         self.produce(
             DEAD_LETTER_TOPIC,
@@ -97,8 +104,9 @@ class ErrorPolicy:
         )
         self.dead_lettered += 1
         log.warning(
-            "record %s to dead-letter topic %s: %s: %s",
+            "record %s%s to dead-letter topic %s: %s: %s",
             where(msg),
+            _at(node),
             DEAD_LETTER_TOPIC,
             type(exc).__name__,
             exc,

@@ -80,14 +80,16 @@ class Context(Protocol):
 
     produce: Produce
 
-    def on_error(self, msg: Message, exc: Exception) -> None: ...
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None: ...
 
     def on_consume_error(self, msg: Message) -> None: ...
 
 
 def process(records: Sequence[Message], ctx: Context) -> None:
-    """Run one consumed batch through the topology, in order."""
+    """Run one consumed batch through the topology, in order. A failing step hands the record
+    to the error policy, naming itself (`at`); sibling paths still get the record."""
     produce = ctx.produce
+    at = ""
     for msg in records:
         if msg.error() is not None:
             ctx.on_consume_error(msg)
@@ -95,68 +97,105 @@ def process(records: Sequence[Message], ctx: Context) -> None:
         try:
             topic = msg.topic()
             if topic == "orders":
+                at = "orders-source"
                 v1 = deserialize_json(msg.value())
+                at = "orders-filter-not"
                 if not (v1.get("test", False)):
+                    at = "orders-map-values"
                     v2 = {
                         **v1,
                         "total": round(sum((i["qty"] * i["price"] for i in v1["items"])), 2),
                     }
+                    at = "orders-select-key"
                     k3 = v2["customer"]
-                    for k4, v5 in [
-                        (i["sku"], {"order": v2["id"], "qty": i["qty"]}) for i in v2["items"]
-                    ]:
+                    try:
+                        at = "items-flat-map"
+                        for k4, v5 in [
+                            (i["sku"], {"order": v2["id"], "qty": i["qty"]}) for i in v2["items"]
+                        ]:
+                            try:
+                                at = "items-to"
+                                produce(
+                                    "order-items",
+                                    serialize_json(v5),
+                                    serialize_string(k4),
+                                    timestamp=msg.timestamp()[1],
+                                    headers=msg.headers(),
+                                )
+                            except Exception as exc:  # the spec's error policy decides
+                                ctx.on_error(msg, exc, at)
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
+                    try:
+                        at = "sizes-branch"
+                        if v2["total"] >= 1000:
+                            at = "sizes.large-to"
+                            produce(
+                                "large-orders",
+                                serialize_json(v2),
+                                serialize_string(k3),
+                                timestamp=msg.timestamp()[1],
+                                headers=msg.headers(),
+                            )
+                        else:
+                            at = "sizes.small-to"
+                            produce(
+                                "small-orders",
+                                serialize_json(v2),
+                                serialize_string(k3),
+                                timestamp=msg.timestamp()[1],
+                                headers=msg.headers(),
+                            )
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
+                    try:
+                        at = "totals-map-values"
+                        v6 = math.floor(v2["total"] * 100 + 0.5)
+                        at = "totals-to"
                         produce(
-                            "order-items",
-                            serialize_json(v5),
-                            serialize_string(k4),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
-                        )
-                    if v2["total"] >= 1000:
-                        produce(
-                            "large-orders",
-                            serialize_json(v2),
+                            "order-totals-cents",
+                            serialize_long(v6),
                             serialize_string(k3),
                             timestamp=msg.timestamp()[1],
                             headers=msg.headers(),
                         )
-                    else:
-                        produce(
-                            "small-orders",
-                            serialize_json(v2),
-                            serialize_string(k3),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
-                        )
-                    v6 = math.floor(v2["total"] * 100 + 0.5)
-                    produce(
-                        "order-totals-cents",
-                        serialize_long(v6),
-                        serialize_string(k3),
-                        timestamp=msg.timestamp()[1],
-                        headers=msg.headers(),
-                    )
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
             elif topic == "returns-us":
+                at = "returns-us-source"
                 v7 = deserialize_json(msg.value())
+                at = "returns-us-map-values"
                 v8 = {**v7, "region": "us"}
+                at = "returns-flat-map-values"
                 for v9 in [v8] * v8.get("count", 1):
-                    produce(
-                        "all-returns",
-                        serialize_json(v9),
-                        msg.key(),
-                        timestamp=msg.timestamp()[1],
-                        headers=msg.headers(),
-                    )
+                    try:
+                        at = "returns-to"
+                        produce(
+                            "all-returns",
+                            serialize_json(v9),
+                            msg.key(),
+                            timestamp=msg.timestamp()[1],
+                            headers=msg.headers(),
+                        )
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
             elif topic == "returns-eu":
+                at = "returns-source"
                 v10 = deserialize_json(msg.value())
+                at = "returns-map-values"
                 v11 = {**v10, "region": "eu"}
+                at = "returns-flat-map-values"
                 for v12 in [v11] * v11.get("count", 1):
-                    produce(
-                        "all-returns",
-                        serialize_json(v12),
-                        msg.key(),
-                        timestamp=msg.timestamp()[1],
-                        headers=msg.headers(),
-                    )
+                    try:
+                        at = "returns-to"
+                        produce(
+                            "all-returns",
+                            serialize_json(v12),
+                            msg.key(),
+                            timestamp=msg.timestamp()[1],
+                            headers=msg.headers(),
+                        )
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
         except Exception as exc:  # the spec's error policy decides
-            ctx.on_error(msg, exc)
+            ctx.on_error(msg, exc, at)

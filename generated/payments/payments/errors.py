@@ -41,15 +41,19 @@ class UnknownTopicError(ValueError):
 class ProcessingFailed(Exception):
     """A record failed under the `fail` policy: stop, commit nothing past it."""
 
-    def __init__(self, msg: Message, cause: BaseException) -> None:
+    def __init__(self, msg: Message, cause: BaseException, node: str = "") -> None:
         super().__init__(
-            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed: "
+            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed{_at(node)}: "
             f"{type(cause).__name__}: {cause}"
         )
 
 
 def where(msg: Message) -> str:
     return f"{msg.topic()}-{msg.partition()}@{msg.offset()}"
+
+
+def _at(node: str) -> str:
+    return f" at {node}" if node else ""
 
 
 def _is_infrastructure(exc: Exception) -> bool:
@@ -73,10 +77,11 @@ class ErrorPolicy:
         self.skipped = 0
         self.dead_lettered = 0
 
-    def on_error(self, msg: Message, exc: Exception) -> None:
-        if _is_infrastructure(exc):
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None:
+        """`node` failed on `msg`; only that node's path loses the record (KIP-1033)."""
+        if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
-        raise ProcessingFailed(msg, exc) from exc
+        raise ProcessingFailed(msg, exc, node) from exc
 
     def on_consume_error(self, msg: Message) -> None:
         """An error event from the consumer instead of a record (e.g. a failed fetch)."""

@@ -224,6 +224,9 @@ class Runner:
         except KafkaException as exc:
             # The final commit failed: nothing of it is visible; its records are read again.
             log.warning("last commit failed (%s): its records will be processed again", exc.args[0])
+        if code != EXIT_OK:
+            # Nothing of the open transaction is committed, not even by the revoke in close().
+            self.dirty = False
         self.watchdog.tick()
         self._close()
         log.info(
@@ -333,7 +336,7 @@ class Runner:
     def _close(self) -> None:
         try:
             self.consumer.close()
-        except (KafkaException, RuntimeError) as exc:
+        except (KafkaException, RuntimeError, Stop) as exc:
             log.warning("closing the consumer: %s", exc)
         self.collector.close()
         self._report_counts()

@@ -33,21 +33,26 @@ class Context(Protocol):
 
     produce: Produce
 
-    def on_error(self, msg: Message, exc: Exception) -> None: ...
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None: ...
 
     def on_consume_error(self, msg: Message) -> None: ...
 
 
 def process(records: Sequence[Message], ctx: Context) -> None:
-    """Run one consumed batch through the topology, in order."""
+    """Run one consumed batch through the topology, in order. A failing step hands the record
+    to the error policy, naming itself (`at`); sibling paths still get the record."""
     produce = ctx.produce
+    at = ""
     for msg in records:
         if msg.error() is not None:
             ctx.on_consume_error(msg)
             continue
         try:
+            at = "unknown-payments-source"
             k1 = deserialize_string(msg.key())
+            at = "unknown-payments-filter"
             if k1 == "unknown":
+                at = "unknown-payments-to"
                 produce(
                     "unknown-payment",
                     msg.value(),
@@ -56,4 +61,4 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     headers=msg.headers(),
                 )
         except Exception as exc:  # the spec's error policy decides
-            ctx.on_error(msg, exc)
+            ctx.on_error(msg, exc, at)

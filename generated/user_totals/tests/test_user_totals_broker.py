@@ -187,7 +187,9 @@ def test_app_on_a_real_broker_matches_the_driver(bootstrap_servers: str, tmp_pat
             assert _latest(actual) == _latest(expected), f"{topic}\n{result.stderr[-6000:]}"
             continue
         # Partitions interleave freely; per topic, the same records must be there, once each.
-        assert Counter(map(repr, actual)) == Counter(map(repr, expected)), topic
+        assert Counter(map(repr, actual)) == Counter(
+            map(repr, expected)
+        ), f"{topic}\n{result.stderr[-6000:]}"
 
 
 def _latest(records: list[tuple[Any, Any]]) -> dict[str, Any]:

@@ -44,9 +44,9 @@ class UnknownTopicError(ValueError):
 class ProcessingFailed(Exception):
     """A record failed under the `fail` policy: stop, commit nothing past it."""
 
-    def __init__(self, msg: Message, cause: BaseException) -> None:
+    def __init__(self, msg: Message, cause: BaseException, node: str = "") -> None:
         super().__init__(
-            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed: "
+            f"record {msg.topic()}-{msg.partition()}@{msg.offset()} failed{_at(node)}: "
             f"{type(cause).__name__}: {cause}"
         )
 
@@ -60,6 +60,10 @@ class UpdateFailed(ProcessingFailed):
 
 def where(msg: Message) -> str:
     return f"{msg.topic()}-{msg.partition()}@{msg.offset()}"
+
+
+def _at(node: str) -> str:
+    return f" at {node}" if node else ""
 
 
 def _is_infrastructure(exc: Exception) -> bool:
@@ -83,8 +87,9 @@ class ErrorPolicy:
         self.skipped = 0
         self.dead_lettered = 0
 
-    def on_error(self, msg: Message, exc: Exception) -> None:
-        if _is_infrastructure(exc):
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None:
+        """`node` failed on `msg`; only that node's path loses the record (KIP-1033)."""
+        if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
         headers = list(_header_list(msg.headers()))
         headers += [
@@ -94,6 +99,8 @@ class ErrorPolicy:
             ("__streams.errors.topic", str(msg.topic())),
             ("__streams.errors.partition", str(msg.partition())),
             ("__streams.errors.offset", str(msg.offset())),
+            # The processor node that failed (Kafka Streams' processorNodeId).
+            ("__streams.errors.processor", node),
         ]
         self.produce(
             DEAD_LETTER_TOPIC,
@@ -104,26 +111,28 @@ class ErrorPolicy:
         )
         self.dead_lettered += 1
         log.warning(
-            "record %s to dead-letter topic %s: %s: %s",
+            "record %s%s to dead-letter topic %s: %s: %s",
             where(msg),
+            _at(node),
             DEAD_LETTER_TOPIC,
             type(exc).__name__,
             exc,
         )
 
     def on_update_error(
-        self, store: str, partition: int, key: bytes, value: object, exc: Exception
+        self, store: str, partition: int, key: bytes, value: object, exc: Exception, node: str = ""
     ) -> None:
         """A step after a store failed on one of its updates (there is no input record)."""
-        if _is_infrastructure(exc):
+        if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
-        place = f"store {store}-{partition}, key {key!r}"
+        place = f"store {store}-{partition}, key {key!r}{_at(node)}"
         headers: list[tuple[str, str | bytes | None]] = [
             ("__streams.errors.exception", type(exc).__name__),
             ("__streams.errors.message", str(exc)),
             ("__streams.errors.stacktrace", "".join(traceback.format_exception(exc))),
             ("__streams.errors.store", store),
             ("__streams.errors.partition", str(partition)),
+            ("__streams.errors.processor", node),
         ]
         self.produce(DEAD_LETTER_TOPIC, repr(value).encode(), key, timestamp=0, headers=headers)
         self.dead_lettered += 1

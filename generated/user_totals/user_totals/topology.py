@@ -42,16 +42,22 @@ class Context(Protocol):
 
     produce: Produce
 
-    def on_error(self, msg: Message, exc: Exception) -> None: ...
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None: ...
 
     def on_consume_error(self, msg: Message) -> None: ...
 
     def store(self, name: str, partition: int) -> Store: ...
 
+    def on_update_error(
+        self, store: str, partition: int, key: bytes, value: object, exc: Exception, node: str = ""
+    ) -> None: ...
+
 
 def process(records: Sequence[Message], ctx: Context) -> None:
-    """Run one consumed batch through the topology, in order."""
+    """Run one consumed batch through the topology, in order. A failing step hands the record
+    to the error policy, naming itself (`at`); sibling paths still get the record."""
     produce = ctx.produce
+    at = ""
     for msg in records:
         if msg.error() is not None:
             ctx.on_consume_error(msg)
@@ -59,7 +65,9 @@ def process(records: Sequence[Message], ctx: Context) -> None:
         try:
             topic = msg.topic()
             if topic == "payments":
+                at = "totals-source"
                 v1 = deserialize_json(msg.value())
+                at = "totals-repartition"
                 k2 = v1.get("user")
                 if k2 is not None:
                     produce(
@@ -70,9 +78,12 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                         headers=msg.headers(),
                     )
             elif topic == "user-totals-user-totals-repartition":
+                at = "totals-aggregate"
                 kb3 = msg.key()
                 if kb3 is not None and msg.value() is not None:
+                    at = "totals-repartition-source"
                     v4 = deserialize_json(msg.value())
+                    at = "totals-aggregate"
                     ts8 = msg.timestamp()[1]
                     st5 = ctx.store("user-totals", (msg.partition() or 0))
                     o6 = st5.get(kb3)
@@ -83,13 +94,18 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     }
                     st5.put(kb3, a7, ts8 if o6 is None else max(o6[1], ts8))
         except Exception as exc:  # the spec's error policy decides
-            ctx.on_error(msg, exc)
+            ctx.on_error(msg, exc, at)
 
 
 def _emit_user_totals(ctx: Context, part: int, key: bytes, old: Any, new: Any, ts: int) -> None:
     """Updates of store user-totals: the steps after it."""
+    at = "totals-aggregate"
     produce = ctx.produce
-    produce("user-totals", serialize_json(new), key, timestamp=ts, headers=None)
+    try:
+        at = "totals-to"
+        produce("user-totals", serialize_json(new), key, timestamp=ts, headers=None)
+    except Exception as exc:  # the spec's error policy decides
+        ctx.on_update_error("user-totals", part, key, new, exc, at)
 
 
 EMITTERS: dict[str, Callable[[Context, int, bytes, Any, Any, int], None]] = {

@@ -46,16 +46,22 @@ class Context(Protocol):
 
     produce: Produce
 
-    def on_error(self, msg: Message, exc: Exception) -> None: ...
+    def on_error(self, msg: Message, exc: Exception, node: str = "") -> None: ...
 
     def on_consume_error(self, msg: Message) -> None: ...
 
     def store(self, name: str, partition: int) -> Store: ...
 
+    def on_update_error(
+        self, store: str, partition: int, key: bytes, value: object, exc: Exception, node: str = ""
+    ) -> None: ...
+
 
 def process(records: Sequence[Message], ctx: Context) -> None:
-    """Run one consumed batch through the topology, in order."""
+    """Run one consumed batch through the topology, in order. A failing step hands the record
+    to the error policy, naming itself (`at`); sibling paths still get the record."""
     produce = ctx.produce
+    at = ""
     for msg in records:
         if msg.error() is not None:
             ctx.on_consume_error(msg)
@@ -63,18 +69,25 @@ def process(records: Sequence[Message], ctx: Context) -> None:
         try:
             topic = msg.topic()
             if topic == "lines":
+                at = "words-source"
                 v1 = deserialize_string(msg.value())
+                at = "words-flat-map-values"
                 for v2 in re.findall("\\w+", v1.lower()):
-                    k3 = v2
-                    if k3 is not None:
-                        produce(
-                            "wordcount-word-counts-repartition",
-                            serialize_string(v2),
-                            serialize_string(k3),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
-                        )
+                    try:
+                        at = "words-repartition"
+                        k3 = v2
+                        if k3 is not None:
+                            produce(
+                                "wordcount-word-counts-repartition",
+                                serialize_string(v2),
+                                serialize_string(k3),
+                                timestamp=msg.timestamp()[1],
+                                headers=msg.headers(),
+                            )
+                    except Exception as exc:  # the spec's error policy decides
+                        ctx.on_error(msg, exc, at)
             elif topic == "wordcount-word-counts-repartition":
+                at = "words-count"
                 kb4 = msg.key()
                 if kb4 is not None and msg.value() is not None:
                     ts8 = msg.timestamp()[1]
@@ -83,13 +96,18 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     a7 = 1 if o6 is None else o6[0] + 1
                     st5.put(kb4, a7, ts8 if o6 is None else max(o6[1], ts8))
         except Exception as exc:  # the spec's error policy decides
-            ctx.on_error(msg, exc)
+            ctx.on_error(msg, exc, at)
 
 
 def _emit_word_counts(ctx: Context, part: int, key: bytes, old: Any, new: Any, ts: int) -> None:
     """Updates of store word-counts: the steps after it."""
+    at = "words-count"
     produce = ctx.produce
-    produce("word-counts", serialize_long(new), key, timestamp=ts, headers=None)
+    try:
+        at = "words-to"
+        produce("word-counts", serialize_long(new), key, timestamp=ts, headers=None)
+    except Exception as exc:  # the spec's error policy decides
+        ctx.on_update_error("word-counts", part, key, new, exc, at)
 
 
 EMITTERS: dict[str, Callable[[Context, int, bytes, Any, Any, int], None]] = {

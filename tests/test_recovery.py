@@ -1,0 +1,230 @@
+"""What a generated app does when something other than the record goes wrong: a Kafka client
+error is never blamed on a record, one stream's failure does not take the record from its
+siblings, a stuck loop ends the process, and a first start right after topic creation works."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from conftest import ROOT, App, BuildApp
+
+from kgen import emit, render, topics
+from kgen.planner import plan as make_plan
+from kgen.spec.load import load_spec
+
+SIBLINGS = """
+app = "{app}"
+on_error = "{policy}"
+dead_letter_topic = "siblings-dlq"
+
+[topics.events]
+value = "json"
+[topics.by-country]
+value = "json"
+partitions = 1
+[topics.amounts]
+value = "long"
+partitions = 1
+[topics.siblings-dlq]
+key = "bytes"
+value = "bytes"
+partitions = 1
+
+# Fails on an event without a country ...
+[[streams]]
+name = "countries"
+from = "events"
+steps = [{{ filter = "value['country'] == 'nl'" }}, {{ to = "by-country" }}]
+
+# ... which must still be counted here, as in Kafka Streams (KIP-1033).
+[[streams]]
+name = "amounts"
+from = "events"
+steps = [{{ map_values = "value['amount']" }}, {{ to = "amounts" }}]
+"""
+
+
+def test_a_failing_stream_does_not_take_the_record_from_its_siblings(build_app: BuildApp) -> None:
+    app = build_app(SIBLINGS.format(app="siblings", policy="dead_letter"), "siblings")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_input("events", "e1", {"amount": 5}, timestamp=1)
+    driver.pipe_input("events", "e2", {"amount": 7, "country": "nl"}, timestamp=2)
+    assert driver.read_values("amounts") == [5, 7]
+    assert driver.read_values("by-country") == [{"amount": 7, "country": "nl"}]
+    [letter] = driver.read_raw("siblings-dlq")
+    headers = dict(letter.headers)
+    # The header names the node that failed, as `describe` shows it.
+    assert headers["__streams.errors.processor"] == b"countries-filter"
+    assert headers["__streams.errors.exception"] == b"KeyError"
+
+
+def test_an_unreadable_record_fails_once_at_its_source(build_app: BuildApp) -> None:
+    """Both streams read the value: it is decoded once, before they fork, and a record that
+    is not JSON is dead-lettered once, as the source's failure, reaching neither stream."""
+    app = build_app(SIBLINGS.format(app="siblings-bad", policy="dead_letter"), "siblings_bad")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_raw("events", b"e1", b"{not json", timestamp=1)
+    [letter] = driver.read_raw("siblings-dlq")
+    assert dict(letter.headers)["__streams.errors.processor"] == b"countries-source"
+    assert driver.is_empty("amounts") and driver.is_empty("by-country")
+
+
+def test_under_fail_the_error_names_the_failing_node(build_app: BuildApp) -> None:
+    app = build_app(SIBLINGS.format(app="siblings-fail", policy="fail"), "siblings_fail")
+    driver = app.module("driver").TopologyTestDriver()
+    failed = app.module("errors").ProcessingFailed
+    with pytest.raises(failed, match=r"events-0@0 failed at amounts-map-values: KeyError"):
+        driver.pipe_input("events", "e1", {"country": "nl"}, timestamp=1)
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip", "dead_letter"])
+def test_a_kafka_client_error_is_not_the_records(build_app: BuildApp, policy: str) -> None:
+    """During a broker restart produce() raises "Erroneous state": that goes to the run loop's
+    recovery, never to the error policy (no record skipped, dead-lettered or blamed)."""
+    app = build_app(
+        SIBLINGS.format(app=f"client-error-{policy}".replace("_", "-"), policy=policy),
+        f"client_error_{policy}",
+    )
+    errors = app.module("errors")
+    produced: list[object] = []
+    policy_obj = errors.ErrorPolicy(lambda *args, **kwargs: produced.append(args))
+    msg = Message(topic="events", partition=0, offset=129176, key=b"k", value=b"{}")
+    state = KafkaException(
+        KafkaError(KafkaError._STATE, "Unable to produce message: Local: Erroneous state")
+    )
+    with pytest.raises(KafkaException):
+        policy_obj.on_error(msg, state, "amounts-to")
+    assert produced == [] and policy_obj.skipped == 0 and policy_obj.dead_lettered == 0
+    # The record's own output being too large for Kafka is the record's failure.
+    too_large = KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Message size too large"))
+    if policy == "fail":
+        with pytest.raises(errors.ProcessingFailed):
+            policy_obj.on_error(msg, too_large, "amounts-to")
+    else:
+        policy_obj.on_error(msg, too_large, "amounts-to")
+        assert policy_obj.skipped + policy_obj.dead_lettered == 1
+
+
+STALL = """
+app = "stall"
+imports = ["time"]
+
+[topics.stall-in]
+[topics.stall-out]
+partitions = 1
+
+[[streams]]
+name = "s"
+from = "stall-in"
+steps = [{ peek = "time.sleep(3600) if value == 'stall' else None" }, { to = "stall-out" }]
+"""
+
+
+@pytest.mark.broker
+def test_the_watchdog_ends_a_loop_that_makes_no_progress(
+    kafka_bootstrap: str, build_app: BuildApp, tmp_path: Path
+) -> None:
+    """A loop stuck for longer than max.poll.interval.ms (here in user code; in the field, in
+    a librdkafka call that never returns) exits with code 5 and one line saying where."""
+    app = build_app(STALL, "stall")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.create_topics([NewTopic("stall-in", 1, 1)]).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            assert exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+    topics.produce_all(kafka_bootstrap, "stall-in", [(b"k", b"ok"), (b"k", b"stall")])
+    log = tmp_path / "stall.log"
+    proc = _start(
+        app,
+        kafka_bootstrap,
+        log,
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "max.poll.interval.ms=6000",
+    )
+    try:
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert code == 5, text[-3000:]
+    assert re.search(
+        r"no progress for \d+ s \(limit 6 s.*stuck at topology\.py:\d+ in process", text
+    ), text[-3000:]
+    assert "Traceback" not in text
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_fifty_first_starts_of_fresh_stateful_apps(
+    kafka_bootstrap: str, build_app: BuildApp, tmp_path: Path
+) -> None:
+    """Each app is new (its own topics and internal topics) and starts right after its source
+    topic was created, the moment its metadata is not everywhere yet: every start exits 0."""
+    spec = (ROOT / "specs" / "user-totals.toml").read_text()
+    runs = 50
+    texts = []
+    for i in range(runs):
+        text = spec.replace('app = "user-totals"', f'app = "first-{i}"')
+        texts.append(re.sub(r"\bpayments\b", f"pay-{i}", text))
+    # Building is black-bound: one process a core.
+    with ProcessPoolExecutor() as pool:
+        apps = list(pool.map(_build, texts, [tmp_path / f"build-{i}" for i in range(runs)]))
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+    def first_start(i: int) -> tuple[int, str]:
+        app = apps[i]
+        for future in admin.create_topics([NewTopic(f"pay-{i}", 6, 1)]).values():
+            future.result()
+        log = tmp_path / f"first-{i}.log"
+        proc = _start(
+            app,
+            kafka_bootstrap,
+            log,
+            "--stop-when-idle",
+            "0.5",
+            "--state-dir",
+            str(tmp_path / f"state-{i}"),
+        )
+        return proc.wait(120), log.read_text()
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(first_start, range(runs)))
+    failed = [(i, code, text[-1500:]) for i, (code, text) in enumerate(results) if code != 0]
+    print(f"{runs} first starts in {time.monotonic() - start:.0f} s, {len(failed)} failed")
+    assert not failed, json.dumps(failed[:3], indent=1)
+    assert all("created internal topic" in text for _, text in results)
+
+
+def _build(spec_text: str, folder: Path) -> App:
+    folder.mkdir()
+    spec = folder / "app.toml"
+    spec.write_text(spec_text, encoding="utf-8")
+    plan = make_plan(load_spec(spec))
+    files = render.render(plan)
+    emit.write(files, folder / "app")
+    return App(folder / "app", plan.package, {})
+
+
+def _start(app: App, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", app.package, "--bootstrap-servers", bootstrap, *args],
+        cwd=app.root,
+        env=app.env(),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
