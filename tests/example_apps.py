@@ -48,6 +48,9 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
                     not exc.args[0].retriable()
                     and exc.args[0].code()
                     not in (
+                        # After a broker restart: the coordinator is loading, or a pending
+                        # transaction on the partitions holds the answer (KIP-447).
+                        KafkaError._TIMED_OUT,
                         KafkaError.NOT_COORDINATOR,
                         KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                         KafkaError.COORDINATOR_NOT_AVAILABLE,
