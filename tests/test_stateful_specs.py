@@ -219,7 +219,8 @@ def test_a_failing_step_after_a_store_follows_the_error_policy(
     driver.pipe_input("events", "k", "a", timestamp=1)
     if policy == "fail":
         failed = app.module("errors").ProcessingFailed
-        with pytest.raises(failed, match="update of store counts-0, key b'k' failed: Zero"):
+        match = "update of store counts-0, key b'k' failed at ratios-map-values: Zero"
+        with pytest.raises(failed, match=match):
             driver.pipe_input("events", "k", "b", timestamp=2)
         return
     driver.pipe_input("events", "k", "b", timestamp=2)  # count 2: division by zero
@@ -235,3 +236,4 @@ def test_a_failing_step_after_a_store_follows_the_error_policy(
         assert letter.key == b"k"
         assert headers["__streams.errors.exception"] == b"ZeroDivisionError"
         assert headers["__streams.errors.store"] == b"counts"
+        assert headers["__streams.errors.processor"] == b"ratios-map-values"

@@ -125,7 +125,7 @@ class ErrorPolicy:
         """A step after a store failed on one of its updates (there is no input record)."""
         if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
-        place = f"store {store}-{partition}, key {key!r}{_at(node)}"
+        place = f"store {store}-{partition}, key {key!r}"
         headers: list[tuple[str, str | bytes | None]] = [
             ("__streams.errors.exception", type(exc).__name__),
             ("__streams.errors.message", str(exc)),
@@ -137,8 +137,9 @@ class ErrorPolicy:
         self.produce(DEAD_LETTER_TOPIC, repr(value).encode(), key, timestamp=0, headers=headers)
         self.dead_lettered += 1
         log.warning(
-            "update of %s to dead-letter topic %s: %s: %s",
+            "update of %s%s to dead-letter topic %s: %s: %s",
             place,
+            _at(node),
             DEAD_LETTER_TOPIC,
             type(exc).__name__,
             exc,

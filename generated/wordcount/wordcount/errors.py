@@ -96,8 +96,10 @@ class ErrorPolicy:
         """A step after a store failed on one of its updates (there is no input record)."""
         if _is_infrastructure(exc) or isinstance(exc, ProcessingFailed):
             raise exc
-        place = f"store {store}-{partition}, key {key!r}{_at(node)}"
-        raise UpdateFailed(f"update of {place} failed: {type(exc).__name__}: {exc}") from exc
+        place = f"store {store}-{partition}, key {key!r}"
+        raise UpdateFailed(
+            f"update of {place} failed{_at(node)}: {type(exc).__name__}: {exc}"
+        ) from exc
 
     def on_consume_error(self, msg: Message) -> None:
         """An error event from the consumer instead of a record (e.g. a failed fetch)."""
