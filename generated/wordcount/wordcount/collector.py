@@ -7,18 +7,22 @@ Exactly-once (exactly_once_v2, KIP-447): one transactional producer serves every
 partition. A commit flushes the producer, adds the consumer's positions with its group metadata
 to the transaction (this fences a zombie of an older group generation), then commits it.
 
-Every call that waits on the broker has a time-out. A failed commit is never retried in place
-(librdkafka can block in a retried `send_offsets_to_transaction`): the run loop recovers
-instead, through `reset()`, which aborts the transaction or, when librdkafka says the producer
-cannot go on (a fatal error, such as a transaction the broker aborted on its time-out), replaces
-it by a new producer with the same transactional.id. Its `init_transactions()` fences the old
-one and aborts whatever it left open.
+Every call that waits on the broker has a time-out, and the transactional calls are also
+bounded from the outside: librdkafka's `send_offsets_to_transaction` can block past its time-out
+while the group coordinator moves (librdkafka issues #5456, #5511; seen here in a rolling
+restart), so each runs on a helper thread and is abandoned after TIMEOUT_S + GRACE_S. A failed
+commit is never retried in place: the run loop recovers instead, through `reset()`, which aborts
+the transaction or, when the producer cannot go on (a fatal error, such as a transaction the
+broker aborted on its time-out; a call that timed out or was abandoned), replaces it by a new
+producer with the same transactional.id. Its `init_transactions()` fences the old one and aborts
+whatever it left open.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -30,6 +34,8 @@ log = logging.getLogger(APP_ID)
 
 # Bound of every producer call that waits on the broker.
 TIMEOUT_S = 30.0
+# How much longer a transactional call may take before it is abandoned as hung.
+GRACE_S = 5.0
 # Back-pressure: wait for deliveries when this many records are queued in the producer.
 MAX_QUEUED = 500_000
 # Delivery reports of records an abort threw away: expected, counted rather than logged.
@@ -56,7 +62,7 @@ class RecordCollector:
 
     def init(self) -> None:
         if self.eos:
-            self.producer.init_transactions(TIMEOUT_S)
+            self._bounded(self.producer.init_transactions, "init_transactions")
 
     def begin(self) -> None:
         if self.eos and not self.in_transaction:
@@ -73,8 +79,12 @@ class RecordCollector:
         if self.eos:
             self._flush()
             if self.in_transaction:
-                self.producer.send_offsets_to_transaction(positions, group, TIMEOUT_S)
-                self.producer.commit_transaction(TIMEOUT_S)
+                producer = self.producer
+                self._bounded(
+                    lambda timeout: producer.send_offsets_to_transaction(positions, group, timeout),
+                    "send_offsets_to_transaction",
+                )
+                self._bounded(producer.commit_transaction, "commit_transaction")
             self.in_transaction = False
         else:
             self._flush()
@@ -98,7 +108,7 @@ class RecordCollector:
             return
         if self.in_transaction and not cause.fatal() and cause.code() != KafkaError._TIMED_OUT:
             try:
-                self.producer.abort_transaction(TIMEOUT_S)
+                self._bounded(self.producer.abort_transaction, "abort_transaction")
                 self.in_transaction = False
                 self.producer.poll(0)
                 return
@@ -120,15 +130,41 @@ class RecordCollector:
         self.in_transaction = False
         _discard(old)
         # Fences the old producer's epoch and aborts the transaction it left open.
-        self.producer.init_transactions(TIMEOUT_S)
+        self._bounded(self.producer.init_transactions, "init_transactions")
 
     def close(self) -> None:
         try:
             if self.in_transaction:
-                self.producer.abort_transaction(TIMEOUT_S)
+                self._bounded(self.producer.abort_transaction, "abort_transaction")
             self.producer.flush(TIMEOUT_S)
         except KafkaException as exc:
             log.warning("closing the producer: %s", exc.args[0])
+
+    @staticmethod
+    def _bounded(call: Callable[[float], object], name: str) -> None:
+        """`call(TIMEOUT_S)` on a helper thread, abandoned if it has not returned a little
+        after its own time-out; raises what it raised, or a time-out."""
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                call(TIMEOUT_S)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, name=f"{APP_ID}-{name}", daemon=True)
+        worker.start()
+        worker.join(TIMEOUT_S + GRACE_S)
+        if not outcome:
+            raise KafkaException(
+                KafkaError(
+                    KafkaError._TIMED_OUT,
+                    f"{name} hung for {TIMEOUT_S + GRACE_S:.0f} s in librdkafka: abandoned",
+                )
+            )
+        if outcome[0] is not None:
+            raise outcome[0]
 
     def take_counts(self) -> tuple[int, int]:
         """(failed deliveries, records purged by aborts) since the last call."""
