@@ -1,6 +1,7 @@
-"""A real single-node Kafka broker (KRaft) from Maven jars, for tests, the demo and users."""
+"""Real Kafka (KRaft) from Maven jars, one broker or a cluster, for tests, the demo and users."""
 
 from kgen.kafka.broker import LocalKafka
+from kgen.kafka.cluster import LocalKafkaCluster
 from kgen.kafka.constants import BOOTSTRAP_ENV, CACHE_ENV, KAFKA_VERSION
 from kgen.kafka.errors import BrokerStartError, FetchError, LocalKafkaError, ToolMissingError
 from kgen.kafka.fetch import fetch, is_fetched
@@ -14,6 +15,7 @@ __all__ = [
     "BrokerStartError",
     "FetchError",
     "LocalKafka",
+    "LocalKafkaCluster",
     "LocalKafkaError",
     "RunState",
     "ToolMissingError",

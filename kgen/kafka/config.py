@@ -1,12 +1,30 @@
-"""Files that configure the local broker: server.properties, the log4j2 config, a cluster id."""
+"""Files that configure the local brokers: server.properties, the log4j2 config, a cluster id."""
 
 import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 HOST = "127.0.0.1"
 NODE_ID = 1
+
+# Replicas of the cluster's topics; a cluster of fewer nodes uses one per node.
+CLUSTER_REPLICATION_FACTOR = 3
+
+# Settings of the single broker and the cluster alike.
+_TEST_FRIENDLY = {
+    # One partition each instead of 50: the first group join / first transaction would
+    # otherwise wait for 50 partitions to be created and loaded.
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.num.partitions": "1",
+    # Tests join groups and time out transactions; waiting for the defaults is dead time.
+    "group.initial.rebalance.delay.ms": "0",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+    # Topics must be declared: an implicitly created topic hides a spec bug.
+    "auto.create.topics.enable": "false",
+    "num.partitions": "1",
+}
 
 
 def new_cluster_id() -> str:
@@ -28,31 +46,79 @@ def server_properties(broker_port: int, controller_port: int, log_dir: Path) -> 
         "node.id": str(NODE_ID),
         # A dynamic quorum bootstrapped with `format --standalone`, so no static voter list.
         "controller.quorum.bootstrap.servers": controller,
-        "listeners": f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{controller}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{controller}",
+        **_listeners(broker_port, controller_port),
+        "log.dirs": _escape(str(log_dir)),
+        # One broker: every internal topic must accept a single replica.
+        **_replication(replicas=1, min_insync=1),
+        **_TEST_FRIENDLY,
+    }
+    return _render("a local single-node Kafka broker", settings)
+
+
+def cluster_node_properties(
+    node_id: int,
+    ports: Mapping[int, tuple[int, int]],
+    log_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+) -> str:
+    """The config of node `node_id` of a local KRaft cluster on loopback.
+
+    `ports` maps every node id to its (client, controller) ports. Every node is broker and
+    controller, and every node is a voter: 3 nodes keep a quorum with one of them down.
+    """
+    client_port, controller_port = ports[node_id]
+    replicas = min(CLUSTER_REPLICATION_FACTOR, len(ports))
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        # A static quorum: the voters are fixed for the cluster's life and their endpoints
+        # come from this file, not from the metadata log, so storage needs no voter ids and a
+        # cluster started again on a kept data dir may use other ports.
+        "controller.quorum.voters": ",".join(
+            f"{voter}@{HOST}:{controller}" for voter, (_, controller) in sorted(ports.items())
+        ),
+        **_listeners(client_port, controller_port),
+        "log.dirs": _escape(str(log_dir)),
+        # Replicated like a production cluster, so losing one node loses no acknowledged write
+        # and acks=all keeps working (min ISR 2 of 3).
+        "default.replication.factor": str(replicas),
+        **_replication(replicas=replicas, min_insync=max(1, replicas - 1)),
+        # A node restarted while its old broker session lives is refused registration
+        # (DUPLICATE_BROKER_REGISTRATION) until that session expires, and a killed node keeps
+        # its leaderships until then: 4 s instead of 9 s, with a heartbeat every 0.5 s.
+        "broker.session.timeout.ms": "4000",
+        "broker.heartbeat.interval.ms": "500",
+        **_TEST_FRIENDLY,
+        **(overrides or {}),
+    }
+    return _render(f"node {node_id} of a local {len(ports)}-node Kafka cluster", settings)
+
+
+def _listeners(broker_port: int, controller_port: int) -> dict[str, str]:
+    listeners = f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{HOST}:{controller_port}"
+    return {
+        "listeners": listeners,
+        "advertised.listeners": listeners,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": _escape(str(log_dir)),
-        # One broker: every internal topic must accept a single replica.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "min.insync.replicas": "1",
-        # One partition each instead of 50: the first group join / first transaction would
-        # otherwise wait for 50 partitions to be created and loaded.
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.num.partitions": "1",
-        # Tests join groups and time out transactions; waiting for the defaults is dead time.
-        "group.initial.rebalance.delay.ms": "0",
-        "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
-        # Topics must be declared: an implicitly created topic hides a spec bug.
-        "auto.create.topics.enable": "false",
-        "num.partitions": "1",
     }
-    lines = ["# Written by kgen for a local single-node Kafka broker."]
+
+
+def _replication(replicas: int, min_insync: int) -> dict[str, str]:
+    """Replication of the internal topics and the default min ISR of every topic."""
+    return {
+        "offsets.topic.replication.factor": str(replicas),
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": str(min_insync),
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": str(min_insync),
+        "min.insync.replicas": str(min_insync),
+    }
+
+
+def _render(what: str, settings: Mapping[str, str]) -> str:
+    lines = [f"# Written by kgen for {what}."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 

@@ -28,3 +28,15 @@ def port_accepts(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def port_free(port: int, host: str = HOST) -> bool:
+    """True when a broker could bind host:port now (as Java does, with SO_REUSEADDR, so the
+    TIME_WAIT leftovers of a stopped broker's connections do not count as taken)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
