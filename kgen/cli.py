@@ -130,7 +130,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     if args.kafka_command == "fetch":
         return kafka_cli.cmd_fetch()
     if args.kafka_command == "start":
-        return kafka_cli.cmd_start(args.port)
+        return kafka_cli.cmd_start(args.port, args.brokers)
     if args.kafka_command == "stop":
         return kafka_cli.cmd_stop()
     return kafka_cli.cmd_status()
@@ -215,13 +215,21 @@ def parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_demo)
 
     k = sub.add_parser(
-        "kafka", help="a local single-node Kafka for development", description="Local Kafka."
+        "kafka", help="a local Kafka broker or cluster for development", description="Local Kafka."
     )
     ksub = k.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
     ksub.add_parser("fetch", help="download the broker jars with Maven into the cache")
     ks = ksub.add_parser("start", help="start a broker in the background; prints its address")
-    ks.add_argument("--port", type=int, default=None)
-    ksub.add_parser("stop", help="stop the broker started by `kgen kafka start`")
+    ks.add_argument(
+        "--port", type=int, default=None, help="the broker's port (default: the last one if free)"
+    )
+    ks.add_argument(
+        "--brokers",
+        type=int,
+        default=1,
+        help="start a cluster of this many broker+controller nodes (default: %(default)s)",
+    )
+    ksub.add_parser("stop", help="stop the broker or cluster started by `kgen kafka start`")
     ksub.add_parser("status", help="exit 0 and print the address if it runs")
     k.set_defaults(func=cmd_kafka)
     return p

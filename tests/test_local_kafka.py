@@ -334,6 +334,13 @@ def test_cli_broker_outlives_start(tmp_path: Path) -> None:
     assert status.returncode == 1
     assert status.stderr.strip() == "no kgen Kafka broker is running"
     assert _port_free(int(bootstrap.rsplit(":", 1)[1]))
+    # Started again without --port: the port of the last run, which is free.
+    try:
+        again = _kgen_kafka("start", env)
+        assert (again.returncode, again.stdout.strip()) == (0, bootstrap), again.stderr
+    finally:
+        stopped = _kgen_kafka("stop", env)
+        assert stopped.returncode == 0, stopped.stderr
 
 
 @pytest.mark.broker

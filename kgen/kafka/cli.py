@@ -3,15 +3,18 @@
 import sys
 
 from kgen.kafka.broker import LocalKafka
+from kgen.kafka.cluster import LocalKafkaCluster
 from kgen.kafka.constants import BOOTSTRAP_ENV, KAFKA_VERSION
 from kgen.kafka.errors import BrokerStartError, LocalKafkaError
 from kgen.kafka.fetch import fetch
 from kgen.kafka.locking import file_lock
 from kgen.kafka.paths import run_dir
-from kgen.kafka.process import pid_alive, terminate
+from kgen.kafka.process import pid_alive, terminate_all
 from kgen.kafka.runstate import (
     RunState,
     clear_state,
+    live_pids,
+    run_cluster_dir,
     run_data_dir,
     running_broker,
     write_state,
@@ -30,18 +33,26 @@ def cmd_fetch() -> int:
     return 0
 
 
-def cmd_start(port: int | None) -> int:
-    """Start a detached broker (or find the running one); print its bootstrap servers."""
+def cmd_start(port: int | None, brokers: int = 1) -> int:
+    """Start a detached broker, or a cluster of `brokers` nodes (or find the running one);
+    print its bootstrap servers. Without `port`, the port of the last run is reused when free.
+    """
+    if brokers < 1:
+        return _fail(f"--brokers must be at least 1, not {brokers}")
+    if brokers > 1 and port is not None:
+        return _fail("--port is for a single broker; a cluster's nodes pick their own ports")
     try:
         # Serialises concurrent `start`/`stop` so two brokers never share run/data.
         with file_lock(run_dir() / ".lock"):
             current = running_broker()
             if current is not None:
-                if port is not None and port != current.port:
-                    _note(f"a broker is already running on {current.bootstrap_servers}")
+                if (port is not None and port != current.port) or brokers != current.brokers:
+                    _note(f"{_describe(current)} is already running on {current.bootstrap_servers}")
                 bootstrap = current.bootstrap_servers
-            else:
+            elif brokers == 1:
                 bootstrap = _start_detached(port)
+            else:
+                bootstrap = _start_cluster(brokers)
     except BrokerStartError as exc:
         return _fail(exc.summary)
     except (LocalKafkaError, OSError) as exc:
@@ -53,7 +64,7 @@ def cmd_start(port: int | None) -> int:
 
 
 def cmd_stop() -> int:
-    """Stop the detached broker; succeeds when none is running."""
+    """Stop the detached broker or cluster; succeeds when none is running."""
     try:
         with file_lock(run_dir() / ".lock"):
             current = running_broker()
@@ -61,21 +72,27 @@ def cmd_stop() -> int:
             if current is None:
                 _note("no kgen Kafka broker is running")
                 return 0
-            terminate(current.pid, STOP_TIMEOUT_S)
-            if pid_alive(current.pid):
-                return _fail(f"Kafka broker (pid {current.pid}) did not exit")
+            pids = live_pids(current)
+            terminate_all(pids, STOP_TIMEOUT_S)
+            left = [pid for pid in pids if pid_alive(pid)]
+            if left:
+                return _fail(f"Kafka (pids {left}) did not exit")
     except OSError as exc:
         return _fail(exc)
-    _note(f"stopped the Kafka broker on {current.bootstrap_servers}")
+    _note(f"stopped {_describe(current)} on {current.bootstrap_servers}")
     return 0
 
 
 def cmd_status() -> int:
-    """Exit 0 and print the address when the detached broker runs, 1 otherwise."""
+    """Exit 0 and print the address when the detached broker or cluster runs, 1 otherwise."""
     current = running_broker()
     if current is None:
         _note("no kgen Kafka broker is running")
         return 1
+    live = live_pids(current)
+    down = [node for node, pid in enumerate(current.node_pids, start=1) if pid not in live]
+    if down:
+        _note(f"{_describe(current)}: nodes {down} are not running")
     print(current.bootstrap_servers)
     return 0
 
@@ -83,6 +100,7 @@ def cmd_status() -> int:
 def _start_detached(port: int | None) -> str:
     clear_state()
     fetch(progress=_note)
+    # The data dir remembers the last port; LocalKafka takes it again when it is free.
     broker = LocalKafka(data_dir=run_data_dir(), port=port, stop_with_parent=False)
     bootstrap = broker.start()
     pid = broker.pid
@@ -95,9 +113,39 @@ def _start_detached(port: int | None) -> str:
             bootstrap_servers=bootstrap,
             data_dir=str(broker.data_dir),
             kafka_version=KAFKA_VERSION,
+            pids=(pid,),
         )
     )
     return bootstrap
+
+
+def _start_cluster(brokers: int) -> str:
+    clear_state()
+    fetch(progress=_note)
+    cluster = LocalKafkaCluster(brokers, data_dir=run_cluster_dir(brokers), stop_with_parent=False)
+    bootstrap = cluster.start()
+    pids = [cluster.pid(node_id) for node_id in cluster.node_ids]
+    if None in pids:
+        cluster.stop()
+        raise LocalKafkaError("a Kafka node exited right after starting")
+    node_pids = tuple(pid for pid in pids if pid is not None)
+    write_state(
+        RunState(
+            pid=node_pids[0],
+            port=cluster.port(1),
+            bootstrap_servers=bootstrap,
+            data_dir=str(cluster.data_dir),
+            kafka_version=KAFKA_VERSION,
+            pids=node_pids,
+        )
+    )
+    return bootstrap
+
+
+def _describe(state: RunState) -> str:
+    if state.brokers == 1:
+        return "the Kafka broker"
+    return f"the {state.brokers}-node Kafka cluster"
 
 
 def _note(message: str) -> None:

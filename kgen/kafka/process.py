@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -37,11 +37,20 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
 
 def terminate(pid: int, timeout: float) -> None:
     """SIGTERM the group of `pid`, wait up to `timeout` seconds, then SIGKILL it."""
-    signal_group(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
-        return
-    signal_group(pid, signal.SIGKILL)
-    _wait_gone(pid, 10.0)
+    terminate_all([pid], timeout)
+
+
+def terminate_all(pids: Sequence[int], timeout: float) -> None:
+    """SIGTERM the groups of all `pids` at once, wait up to `timeout` seconds for all of
+    them, then SIGKILL those still alive (the nodes of a cluster shut down together)."""
+    for pid in pids:
+        signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        if not _wait_gone(pid, max(0.0, deadline - time.monotonic())):
+            signal_group(pid, signal.SIGKILL)
+    for pid in pids:
+        _wait_gone(pid, 10.0)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -1,4 +1,4 @@
-"""The record of the detached broker that `kgen kafka start` leaves running."""
+"""The record of the detached broker or cluster that `kgen kafka start` leaves running."""
 
 import contextlib
 import json
@@ -13,13 +13,26 @@ from kgen.kafka.process import command_line, pid_alive
 
 @dataclass(frozen=True)
 class RunState:
-    """What is needed to find, report and stop the detached broker."""
+    """What is needed to find, report and stop the detached broker or cluster."""
 
-    pid: int
-    port: int
+    pid: int  # the JVM of the broker, or of a cluster's node 1
+    port: int  # its client port
     bootstrap_servers: str
     data_dir: str
     kafka_version: str
+    # Every node's JVM, by node id; a single broker's record holds its one pid. Empty in
+    # records written before clusters existed.
+    pids: tuple[int, ...] = ()
+
+    @property
+    def brokers(self) -> int:
+        """How many nodes were started: 1 for a single broker."""
+        return max(1, len(self.pids))
+
+    @property
+    def node_pids(self) -> tuple[int, ...]:
+        """Every node's pid (the single broker's when the record predates `pids`)."""
+        return self.pids or (self.pid,)
 
 
 def state_file() -> Path:
@@ -28,8 +41,17 @@ def state_file() -> Path:
 
 
 def run_data_dir() -> Path:
-    """Storage, config and logs of the detached broker; kept across stop/start."""
+    """Storage, config and logs of the detached broker; kept across stop/start, and with
+    them the port it last ran on (`ports.json`), which the next start reuses when free."""
     return run_dir() / "data"
+
+
+def run_cluster_dir(brokers: int) -> Path:
+    """The nodes' directories of the detached `brokers`-node cluster; kept like the broker's.
+
+    One per size: the nodes of a cluster are formatted for a quorum of exactly that many.
+    """
+    return run_dir() / f"cluster-{brokers}"
 
 
 def read_state() -> RunState | None:
@@ -42,8 +64,9 @@ def read_state() -> RunState | None:
             bootstrap_servers=str(raw["bootstrap_servers"]),
             data_dir=str(raw["data_dir"]),
             kafka_version=str(raw["kafka_version"]),
+            pids=tuple(int(pid) for pid in raw.get("pids", ())),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -63,12 +86,21 @@ def clear_state() -> None:
 
 
 def running_broker() -> RunState | None:
-    """The recorded broker if its process still runs and still is that broker."""
+    """The recorded broker or cluster if any of its nodes still runs (and still is that node)."""
     state = read_state()
-    if state is None or not pid_alive(state.pid):
-        return None
-    # After a reboot the pid may belong to an unrelated process: never report or kill that.
-    cmdline = command_line(state.pid)
-    if cmdline is not None and (BROKER_MAIN not in cmdline or state.data_dir not in cmdline):
+    if state is None or not live_pids(state):
         return None
     return state
+
+
+def live_pids(state: RunState) -> list[int]:
+    """The recorded nodes' pids that still run and still are those nodes."""
+    return [pid for pid in state.node_pids if _is_node(pid, state.data_dir)]
+
+
+def _is_node(pid: int, data_dir: str) -> bool:
+    if not pid_alive(pid):
+        return False
+    # After a reboot the pid may belong to an unrelated process: never report or kill that.
+    cmdline = command_line(pid)
+    return cmdline is None or (BROKER_MAIN in cmdline and data_dir in cmdline)
