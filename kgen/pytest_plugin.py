@@ -1,16 +1,28 @@
-"""pytest plugin: a session-wide real Kafka broker as the `kafka_bootstrap` fixture.
+"""pytest plugin: real Kafka for tests. `kafka_bootstrap` is a session-wide broker's address;
+`kafka_cluster` a 3-node cluster and `restartable_kafka` a broker of its own, both for tests
+that stop, kill and restart brokers.
 
 Auto-loaded wherever kgen is installed, so importing it does no work: the broker code is
-imported, fetched and started only when a test asks for the fixture.
+imported, fetched and started only when a test asks for a fixture.
 """
+
+from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from kgen.kafka import LocalKafka, LocalKafkaCluster
+
 _BOOTSTRAP_ENV = "KGEN_BOOTSTRAP_SERVERS"  # == kgen.kafka.BOOTSTRAP_ENV; not imported, see above
 _FIXTURE = "kafka_bootstrap"
+# Fixtures that start brokers of their own: a `broker`-marked test using one does not also
+# need the session broker.
+_OWN_BROKER_FIXTURES = frozenset({"kafka_cluster", "restartable_kafka"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,7 +39,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         names = getattr(item, "fixturenames", None)
         if isinstance(names, list) and _FIXTURE not in names:
-            names.append(_FIXTURE)
+            if not _OWN_BROKER_FIXTURES.intersection(names):
+                names.append(_FIXTURE)
 
 
 @pytest.fixture(scope="session")
@@ -50,4 +63,46 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield bootstrap
     finally:
         os.environ.pop(_BOOTSTRAP_ENV, None)
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def _kgen_kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+    """One 3-node cluster per test module (starting one takes seconds)."""
+    from kgen.kafka import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster(brokers=3, data_dir=tmp_path_factory.mktemp("kafka-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.kill()  # its data is thrown away: no need for clean shutdowns
+
+
+@pytest.fixture
+def kafka_cluster(_kgen_kafka_cluster: LocalKafkaCluster) -> LocalKafkaCluster:
+    """A real 3-node KRaft cluster on loopback (replication factor 3, min ISR 2), shared by the
+    tests of a module. Each test gets it with every node running and every partition in sync:
+    nodes an earlier test stopped or killed are started again first. Start nodes from the
+    test's thread: a JVM dies with the thread that started it."""
+    cluster = _kgen_kafka_cluster
+    for node_id in cluster.node_ids:
+        if not cluster.is_running(node_id):
+            cluster.start_node(node_id)
+    cluster.wait_healthy()
+    return cluster
+
+
+@pytest.fixture
+def restartable_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A real single-node broker of the test's own (not the session's), started: the test may
+    `stop()` and `start()` it (same port, same topics), `restart()` or `kill()` it, from the
+    test's thread (a JVM dies with the thread that started it)."""
+    from kgen.kafka import LocalKafka
+
+    broker = LocalKafka(data_dir=tmp_path / "kafka")
+    try:
+        broker.start()
+        yield broker
+    finally:
         broker.stop()
