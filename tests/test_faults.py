@@ -204,13 +204,14 @@ def test_wordcount_rides_out_a_rolling_restart_of_3_brokers(
     topics.create_topics(
         bootstrap, {"lines": PARTITIONS, "word-counts": PARTITIONS}, {"cleanup.policy": "compact"}
     )
-    topics.produce_all(bootstrap, "lines", _lines(0, 20_000))
+    # Enough to keep the app busy through the whole rolling restart.
+    topics.produce_all(bootstrap, "lines", _lines(0, 60_000))
     app_dir = build_example("wordcount", app_id, tmp_path)
     log = tmp_path / "app.log"
     app = start_app(
         app_dir, bootstrap, log, "--state-dir", str(tmp_path / "state"), "--batch-size", "200"
     )
-    produced = [20_000]
+    produced = [60_000]
     done = threading.Event()
 
     def feed() -> None:
