@@ -122,6 +122,7 @@ class AppPlan:
     commit_interval_ms: int
     on_error: str
     dead_letter_topic: str | None
+    replication_factor: int
     topics: tuple[TopicPlan, ...]
     source_topics: tuple[str, ...]
     sink_topics: tuple[str, ...]

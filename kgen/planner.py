@@ -110,6 +110,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         description=spec.description.strip(),
         guarantee=spec.guarantee,
         commit_interval_ms=spec.effective_commit_interval_ms,
+        replication_factor=spec.replication_factor,
         on_error=spec.on_error,
         dead_letter_topic=dlq,
         topics=topics,

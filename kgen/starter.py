@@ -39,6 +39,10 @@ on_error = "fail"
 # (key and value "bytes").
 # dead_letter_topic = "$app-dlq"
 
+# Replication factor of the topics the app creates (internal topics, and topics below without
+# one): -1 is the broker's default.replication.factor, like Kafka Streams' replication.factor.
+# replication_factor = -1
+
 # Modules that expressions may use, e.g. ["math", "re"].
 imports = []
 # kgen checks that the modules of imports and functions can be imported; list here the ones

@@ -228,3 +228,14 @@ def _start(app: App, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
+
+
+def test_the_specs_replication_factor_is_the_apps_default(build_app: BuildApp) -> None:
+    """Topics the app creates take the spec's replication_factor; the flag overrides it."""
+    text = SIBLINGS.format(app="rf-three", policy="skip").replace(
+        'on_error = "skip"', 'on_error = "skip"\nreplication_factor = 3'
+    )
+    settings = build_app(text, "rf_three").module("settings")
+    assert settings.parse(["--bootstrap-servers", "127.0.0.1:1"]).replication_factor == 3
+    flag = ["--bootstrap-servers", "127.0.0.1:1", "--replication-factor", "1"]
+    assert settings.parse(flag).replication_factor == 1

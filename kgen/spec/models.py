@@ -350,6 +350,9 @@ class Spec(Model):
     commit_interval_ms: int | None = Field(default=None, ge=1)
     on_error: ErrorPolicy = "fail"
     dead_letter_topic: str | None = None
+    # Of the topics the app creates without one of their own (internal topics): -1 is the
+    # broker's default.replication.factor, as Kafka Streams' replication.factor=-1.
+    replication_factor: int = -1
     # Modules inline expressions may use (e.g. "math", "re").
     imports: list[str] = Field(default_factory=list)
     # Modules (with their submodules) that exist only where the app runs: kgen does not look
@@ -360,6 +363,13 @@ class Spec(Model):
     tables: list[Table] = Field(default_factory=list)
     stores: dict[str, StoreConfig] = Field(default_factory=dict)
     tests: list[TestCase] = Field(default_factory=list)
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _replication_factor(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("must be -1 (the broker's default) or at least 1")
+        return value
 
     @field_validator("app")
     @classmethod

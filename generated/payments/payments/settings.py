@@ -43,6 +43,8 @@ SINK_TOPICS: tuple[str, ...] = ("unknown-payment",)
 ON_ERROR = "fail"
 DEFAULT_GUARANTEE = "exactly_once"
 DEFAULT_COMMIT_INTERVAL_MS = 100
+# The spec's replication_factor (-1: the broker's default.replication.factor).
+DEFAULT_REPLICATION_FACTOR = -1
 ENV_PREFIX = "PAYMENTS_"
 
 # Client settings with a flag and an environment variable of their own; anything else
@@ -75,7 +77,7 @@ class Settings:
     # Exit (code 4) when the cluster stays unreachable or failing this long; 0: never.
     max_unavailable_s: float = 300.0
     # Of the topics the app creates without one in the spec; -1: the broker's default.
-    replication_factor: int = -1
+    replication_factor: int = DEFAULT_REPLICATION_FACTOR
 
     @property
     def exactly_once(self) -> bool:
@@ -147,9 +149,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--replication-factor",
         type=int,
-        default=int(_env("REPLICATION_FACTOR", "-1") or -1),
+        default=int(_env("REPLICATION_FACTOR") or DEFAULT_REPLICATION_FACTOR),
         help="replication factor of the topics the app creates (internal topics, and sink topics "
-        f"the spec gives none); -1: the broker's default.replication.factor (env {ENV_PREFIX}REPLICATION_FACTOR)",
+        "the spec gives none); -1: the broker's default.replication.factor (env "
+        f"{ENV_PREFIX}REPLICATION_FACTOR; default: the spec's, %(default)s)",
     )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
