@@ -5,6 +5,7 @@ siblings, a stuck loop ends the process, and a first start right after topic cre
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -239,3 +240,51 @@ def test_the_specs_replication_factor_is_the_apps_default(build_app: BuildApp) -
     assert settings.parse(["--bootstrap-servers", "127.0.0.1:1"]).replication_factor == 3
     flag = ["--bootstrap-servers", "127.0.0.1:1", "--replication-factor", "1"]
     assert settings.parse(flag).replication_factor == 1
+
+
+def test_an_abort_costs_one_line_not_one_per_record(
+    build_app: BuildApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records an abort purged report their delivery as failed: counted, never logged one by
+    one; other failed deliveries are logged 3 at a time, then counted."""
+    app = build_app(SIBLINGS.format(app="purges", policy="skip"), "purges")
+    collector = app.module("collector").RecordCollector({}, True)
+    msg = Message(topic="amounts", partition=0, offset=1, key=b"k", value=b"1")
+    with caplog.at_level("INFO"):
+        for _ in range(28_000):
+            collector.on_delivery(KafkaError(KafkaError._PURGE_QUEUE), msg)
+        for _ in range(10):
+            collector.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), msg)
+    assert len(caplog.records) == 3
+    assert collector.take_counts() == (10, 28_000)
+    assert collector.take_counts() == (0, 0)
+
+
+def test_repeated_lines_are_summarised(build_app: BuildApp) -> None:
+    """librdkafka's refused connections while a broker is down: 3 lines of a kind a minute,
+    then one line that says how many more there were."""
+    app = build_app(SIBLINGS.format(app="repeats", policy="skip"), "repeats")
+    logs = app.module("logs")
+    repeats = logs.RepeatFilter()
+    shown = []
+    for port in range(100):
+        record = logging.LogRecord(
+            "repeats.kafka", logging.WARNING, "", 0, "Connect to 127.0.0.1:%d failed", (port,), None
+        )
+        shown.append(repeats.filter(record))
+    assert shown.count(True) == logs.SHOWN_PER_WINDOW
+    summaries: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = summaries.append  # type: ignore[method-assign]
+    logger = logging.getLogger("repeats.kafka")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)  # as the app's logging setup does
+    try:
+        for kind, (start, count) in list(repeats.seen.items()):
+            repeats.seen[kind] = (start - logs.WINDOW_S, count)
+        repeats.flush()
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in summaries] == [
+        "97 more lines like 'Connect to #.#.#.#:# failed' in the last 60 s"
+    ]

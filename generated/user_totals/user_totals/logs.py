@@ -37,7 +37,7 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        kind = (record.name, record.levelno, _VARYING.sub("#", str(record.msg)))
+        kind = (record.name, record.levelno, _VARYING.sub("#", record.getMessage()))
         now = time.monotonic()
         start, count = self.seen.get(kind, (now, 0))
         if now - start >= WINDOW_S:
