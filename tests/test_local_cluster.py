@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource
 
-# confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
+# confluent_kafka.admin re-exports ClusterMetadata and ConfigResource without declaring them,
+# which mypy --strict rejects.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    ConfigResource,
+)
 from confluent_kafka.cimpl import NewTopic
 
 from kgen.kafka import KAFKA_VERSION, LocalKafka, LocalKafkaCluster, LocalKafkaError, fetch
@@ -75,8 +80,9 @@ def test_run_state_of_an_older_kgen_is_a_single_broker(
         '{"pid": 7, "port": 9092, "bootstrap_servers": "127.0.0.1:9092", '
         '"data_dir": "/d", "kafka_version": "4.4.0"}'
     )
-    assert read_state() == RunState(7, 9092, "127.0.0.1:9092", "/d", "4.4.0")
-    assert read_state() is not None and read_state().node_pids == (7,)  # type: ignore[union-attr]
+    state = read_state()
+    assert state == RunState(7, 9092, "127.0.0.1:9092", "/d", "4.4.0")
+    assert state is not None and (state.brokers, state.node_pids) == (1, (7,))
 
 
 def test_cli_cluster_takes_no_port(capsys: pytest.CaptureFixture[str]) -> None:
