@@ -237,3 +237,21 @@ def test_a_failing_step_after_a_store_follows_the_error_policy(
         assert headers["__streams.errors.exception"] == b"ZeroDivisionError"
         assert headers["__streams.errors.store"] == b"counts"
         assert headers["__streams.errors.processor"] == b"ratios-map-values"
+
+
+def test_the_driver_forwards_every_update_in_order(build_app: BuildApp) -> None:
+    """As Kafka Streams' TopologyTestDriver: one input record that updates a key twice gives
+    two updates, in the order they happened, whatever the store's cache says."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "specs" / "wordcount.toml").read_text()
+    driver = build_app(text.replace('app = "wordcount"', 'app = "wc-updates"'), "wc_updates")
+    driver = driver.module("driver").TopologyTestDriver()
+    driver.pipe_input("lines", "l1", "a a", timestamp=1000)
+    driver.pipe_input("lines", "l2", "x y x", timestamp=2000)
+    assert [(r.key, r.value, r.timestamp) for r in driver.read_records("word-counts")] == [
+        ("a", 1, 1000),
+        ("a", 2, 1000),
+        ("x", 1, 2000),
+        ("y", 1, 2000),
+        ("x", 2, 2000),
+    ]

@@ -59,7 +59,9 @@ class TopologyTestDriver:
         # Records written to repartition topics, waiting to be read back.
         self._internal: list[Message] = []
         self.changelog_records = 0
-        self.stores = Stores(None, self._send_changelog)
+        # Like Kafka Streams' TopologyTestDriver with caching off: every store update is
+        # forwarded at once, in order, whatever the spec's cache_max_entries says.
+        self.stores = Stores(None, self._send_changelog, cache_max_entries=0)
         self._ctx = Context(self.errors, self.stores)
         self.stores.bind(self._ctx, topology.EMITTERS)
         self.stores.assign((t, 0) for t in (*SOURCE_TOPICS, *INTERNAL_SOURCE_TOPICS))
