@@ -20,6 +20,9 @@ from kgen.spec import Aggregate, FunctionRef, Logic, Reduce
 # The header that marks a grouped table's repartition record as taking a value out of its
 # group (the record with the value to add has none).
 SUBTRACT_HEADERS = '[("kgen.change", b"-")]'
+# A row updated within its group: one record with the new value, and the old one in a header
+# (Kafka Streams' KIP-904), so the aggregate changes once, with no visible intermediate.
+REGROUP_HEADER = '("kgen.change", b"=")'
 # Value formats of aggregation stores.
 COUNT_FORMAT = "long"
 AGGREGATE_FORMAT = "json"
@@ -168,13 +171,7 @@ class Fuser:
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
         elif node.kind == "repartition":
             self.at(node, depth)
-            for side, var, headers in (
-                ("old", old, SUBTRACT_HEADERS),
-                ("new", env["value"], "None"),
-            ):
-                self.emit(depth, f"if {side} is not None:")
-                side_env = dict(env, value=var, headers=Var(headers))
-                self.repartition(node, side_env, depth + 1)
+            self.regroup(node, env, old, depth)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
 
@@ -430,6 +427,38 @@ class Fuser:
         self.emit(depth, f"if {key.name or key.raw} is not None:")
         self.produce(node.topics[0], env, depth + 1, repr(node.topics[0]))
 
+    def regroup(self, node: Node, env: Env, old: Var, depth: int) -> None:
+        """A table's group_by: the old value leaves its group, the new one joins its group; a
+        row whose group stays the same sends one record with both (KIP-904)."""
+        sides: dict[str, tuple[str, Env]] = {}
+        for side, var in (("old", old), ("new", env["value"])):
+            side_env = dict(env, value=var)
+            group = self.fresh("k")
+            if node.logic is None:
+                group = str(env["key"].name or env["key"].raw)
+            else:
+                self.emit(depth, f"{group} = None")
+                self.emit(depth, f"if {side} is not None:")
+                self.prepare([node.logic], side_env, depth + 1)
+                self.emit(depth + 1, f"{group} = {self.call(node.logic, side_env)}")
+            if node.logic is not None:
+                side_env["key"] = Var(group)
+            sides[side] = (group, side_env)
+        (k_old, old_env), (k_new, new_env) = sides["old"], sides["new"]
+        topic = node.topics[0]
+        old_bytes = self.encoded(old_env, "value", self.topics[topic].value)
+        same = f"{k_old} is not None and {k_old} == {k_new}"
+        self.emit(depth, f"if old is not None and new is not None and {same}:")
+        both = f"[{REGROUP_HEADER}, ('kgen.old', {old_bytes})]"
+        self.produce(topic, dict(new_env, headers=Var(both)), depth + 1, repr(topic))
+        self.emit(depth, "else:")
+        for side, (group, side_env), headers in (
+            ("old", sides["old"], SUBTRACT_HEADERS),
+            ("new", sides["new"], "None"),
+        ):
+            self.emit(depth + 1, f"if {side} is not None and {group} is not None:")
+            self.produce(topic, dict(side_env, headers=Var(headers)), depth + 2, repr(topic))
+
     def aggregation(self, node: Node, env: Env, depth: int) -> None:
         """count, reduce, aggregate: fold the record into its key's aggregate in the store.
         Null keys and null values are dropped, as in Kafka Streams. The aggregate's timestamp
@@ -467,9 +496,18 @@ class Fuser:
         self.emit(depth, f"{st} = ctx.store({node.store!r}, {self.partition})")
         self.emit(depth, f"{o} = {st}.get({kb})")
         if node.table:
-            headers = env["headers"].name or env["headers"].raw
+            headers = self.decoded(env, "headers", depth)
             self.emit(depth, f"if {headers} == {SUBTRACT_HEADERS}:")
             self.fold(node, env, depth + 1, o, a, subtract=True)
+            self.emit(depth, f"elif {headers} and {headers}[0] == {REGROUP_HEADER}:")
+            # The old value leaves and the new one joins: one update (KIP-904).
+            old_env = dict(env, value=Var(None, f"{headers}[1][1]", env["value"].fmt))
+            if "value" in needed:
+                self.decoded(old_env, "value", depth + 1)
+            between, mid = self.fresh("a"), self.fresh("o")
+            self.fold(node, old_env, depth + 1, o, between, subtract=True)
+            self.emit(depth + 1, f"{mid} = ({between}, 0)")
+            self.fold(node, env, depth + 1, mid, a, subtract=False)
             self.emit(depth, "else:")
             self.fold(node, env, depth + 1, o, a, subtract=False)
         else:

@@ -255,3 +255,18 @@ def test_the_driver_forwards_every_update_in_order(build_app: BuildApp) -> None:
         ("y", 1, 2000),
         ("x", 2, 2000),
     ]
+
+
+def test_a_row_that_stays_in_its_group_updates_it_once(tables: App) -> None:
+    """KIP-904: regrouping a table, an update that keeps its row in the same group changes
+    the group's aggregate once, with no visible intermediate value."""
+    driver = tables.module("driver").TopologyTestDriver()
+    driver.pipe_input("users", "bob", {"region": "eu"}, timestamp=600)
+    driver.pipe_input("users", "bob", {"region": "eu", "tier": 2}, timestamp=700)
+    driver.pipe_input("users", "bob", {"region": "us"}, timestamp=800)
+    assert [(r.key, r.value, r.timestamp) for r in driver.read_records("region-counts")] == [
+        ("eu", 1, 600),
+        ("eu", 1, 700),
+        ("eu", 0, 800),
+        ("us", 1, 800),
+    ]
