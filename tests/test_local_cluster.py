@@ -188,7 +188,11 @@ def test_cluster_keeps_transactions_going_with_a_node_down(
 ) -> None:
     bootstrap = kafka_cluster.bootstrap_servers
     assert bootstrap == ",".join(f"127.0.0.1:{kafka_cluster.port(n)}" for n in (1, 2, 3))
-    assert sorted(_metadata(bootstrap).brokers) == [1, 2, 3]
+    metadata = _metadata(bootstrap)
+    assert sorted(metadata.brokers) == [1, 2, 3]
+    # Created by start(): with a node down they could not be created with 3 replicas.
+    for internal in ("__consumer_offsets", "__transaction_state"):
+        assert sorted(metadata.topics[internal].partitions[0].replicas) == [1, 2, 3]
     topic = _create_topic(bootstrap)
     partition = _metadata(bootstrap, topic).topics[topic].partitions[0]
     assert sorted(partition.replicas) == sorted(partition.isrs) == [1, 2, 3]

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from kgen.kafka.config import HOST, cluster_node_properties, new_cluster_id
@@ -27,6 +27,7 @@ DEFAULT_BROKERS = 3
 JVM_OPTIONS = (*jvm_options(heap="512m"), "-XX:TieredStopAtLevel=1")
 _AUTO_PORT_ATTEMPTS = 3
 _HEALTH_POLL_S = 0.5
+_INTERNAL_TOPICS_KEY = "kgen-create-internal-topics"
 
 
 class LocalKafkaCluster:
@@ -106,7 +107,8 @@ class LocalKafkaCluster:
 
     def start(self, timeout: float = 120.0) -> str:
         """Start every node that is not running, in parallel; return the bootstrap servers
-        once all of them are registered with the cluster.
+        once all of them are registered with the cluster (and, on the first start, once
+        `__consumer_offsets` and `__transaction_state` exist and are in sync).
 
         Fetches the jars first if needed (`timeout` does not cover that). Raises
         `BrokerStartError` with the log tail of the node that failed.
@@ -129,6 +131,8 @@ class LocalKafkaCluster:
             try:
                 self._launch(down, java, libs, deadline, timeout)
                 self._wait_health(deadline, timeout, in_sync=False)
+                if first_start:
+                    self._create_internal_topics(deadline, timeout)
             except BrokerStartError:
                 lost_race = any(self._nodes[node_id].lost_port_race() for node_id in down)
                 self._stop_nodes(down, 10.0)
@@ -308,6 +312,31 @@ class LocalKafkaCluster:
                     "\n".join(node.log_tail(10) for node in self._nodes.values()),
                 )
             time.sleep(_HEALTH_POLL_S)
+
+    def _create_internal_topics(self, deadline: float, timeout: float) -> None:
+        """Have `__consumer_offsets` and `__transaction_state` created now, while every node is
+        up: with 3 replicas they cannot be created with a node down, and a fault test that
+        stops one before the first group or transaction would find no coordinator."""
+        bootstrap = self.bootstrap_servers
+        # Looking up the coordinator of a group or of a transactional id creates the topic;
+        # the clients retry while it loads. Neither group nor id needs to exist.
+        quiet = {"bootstrap.servers": bootstrap, "log_level": 0}
+        consumer = Consumer({**quiet, "group.id": _INTERNAL_TOPICS_KEY})
+        producer = Producer({**quiet, "transactional.id": _INTERNAL_TOPICS_KEY})
+        try:
+            consumer.committed(
+                [TopicPartition(_INTERNAL_TOPICS_KEY, 0)],
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+            producer.init_transactions(max(1.0, deadline - time.monotonic()))
+        except KafkaException as exc:
+            raise BrokerStartError(
+                f"the Kafka cluster at {bootstrap} did not create its internal topics within "
+                f"{timeout:g}s: {exc.args[0] if exc.args else exc}"
+            ) from exc
+        finally:
+            consumer.close()
+        self._wait_health(deadline, timeout, in_sync=True)
 
     def _health_problem(self, admin: AdminClient, timeout: float, in_sync: bool) -> str | None:
         """What keeps the cluster from being healthy, or None."""
