@@ -1,6 +1,5 @@
 """`LocalKafkaCluster`: a real multi-node KRaft Kafka cluster on 127.0.0.1, for fault tests."""
 
-import functools
 import shutil
 import tempfile
 import time
@@ -64,6 +63,7 @@ class LocalKafkaCluster:
         self._overrides = dict(properties or {})
         self._stop_with_parent = stop_with_parent
         self._ports: dict[int, NodePorts] | None = None  # fixed by the first start
+        self._node_map: dict[int, KafkaNode] | None = None  # made on first use (see _nodes)
 
     @property
     def data_dir(self) -> Path:
@@ -80,18 +80,19 @@ class LocalKafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         """Every node's client address, comma-separated, for `bootstrap.servers`."""
-        return ",".join(f"{HOST}:{self.port(node_id)}" for node_id in self._nodes)
+        return ",".join(f"{HOST}:{self.port(node_id)}" for node_id in self.node_ids)
 
     def port(self, node_id: int) -> int:
         """The client (PLAINTEXT) port of a node; known once the cluster has started."""
-        self._node(node_id)
+        self._check(node_id)
         if self._ports is None:
             raise LocalKafkaError("LocalKafkaCluster has not been started")
         return self._ports[node_id].client
 
     def pid(self, node_id: int) -> int | None:
         """A node's JVM pid while it runs."""
-        return self._node(node_id).pid
+        node = self._made_nodes.get(self._check(node_id))
+        return None if node is None else node.pid
 
     def server_log(self, node_id: int) -> Path:
         """A node's log4j output."""
@@ -99,11 +100,11 @@ class LocalKafkaCluster:
 
     def is_running(self, node_id: int) -> bool:
         """True while the node's JVM is alive."""
-        return self._node(node_id).is_running()
+        return self.pid(node_id) is not None
 
     def running_nodes(self) -> list[int]:
         """The ids of the nodes whose JVM is alive."""
-        return [node_id for node_id, node in self._nodes.items() if node.is_running()]
+        return [node_id for node_id, node in self._made_nodes.items() if node.is_running()]
 
     def start(self, timeout: float = 120.0) -> str:
         """Start every node that is not running, in parallel; return the bootstrap servers
@@ -149,35 +150,39 @@ class LocalKafkaCluster:
 
         A given `data_dir` is kept; a temporary one is removed.
         """
-        self._stop_nodes(self.node_ids, timeout)
+        self._stop_nodes(list(self._made_nodes), timeout)
         if self._owns_data_dir and self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL every node at once (no clean shutdown: for data about to be thrown away,
         or to test a whole-cluster crash); the data is kept and `start()` recovers it."""
-        for node in self._nodes.values():
+        for node in self._made_nodes.values():
             node.kill()
 
     def stop_node(self, node_id: int, timeout: float = 30.0) -> None:
         """Shut one node down cleanly (SIGTERM: it hands its leaderships over first); waits
         until it has exited, SIGKILLing it after `timeout`."""
-        self._node(node_id).stop(timeout)
+        node = self._made_nodes.get(self._check(node_id))
+        if node is not None:
+            node.stop(timeout)
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one node, as a crash would end it; waits until it is gone. The cluster only
-        notices when its session times out (`broker.session.timeout.ms`, 9 s by default)."""
-        self._node(node_id).kill()
+        notices when its session times out (`broker.session.timeout.ms`, 4 s here)."""
+        node = self._made_nodes.get(self._check(node_id))
+        if node is not None:
+            node.kill()
 
     def start_node(self, node_id: int, timeout: float = 90.0) -> None:
         """Start a stopped or killed node on its old ports with its data; returns once it
         serves (it has rejoined the quorum and caught up on metadata). `wait_healthy()` then
         tells when its replicas are back in sync."""
+        if self._ports is None:
+            raise LocalKafkaError("start() the cluster before starting single nodes")
         node = self._node(node_id)
         if node.is_running():
             return
-        if self._ports is None:
-            raise LocalKafkaError("start() the cluster before starting single nodes")
         self._require_free_ports([node_id])
         java = require_java()
         self._launch([node_id], java, fetch(), time.monotonic() + timeout, timeout)
@@ -194,7 +199,9 @@ class LocalKafkaCluster:
         """Return once every node is registered with the cluster and, with `in_sync`, every
         partition has a leader and its full set of replicas in sync (no under-replicated
         partitions). All nodes must be running; raises `BrokerStartError` after `timeout`."""
-        stopped = [node_id for node_id, node in self._nodes.items() if not node.is_running()]
+        if self._ports is None:
+            raise LocalKafkaError("start() the cluster before waiting for it")
+        stopped = [node_id for node_id in self.node_ids if not self.is_running(node_id)]
         if stopped:
             raise LocalKafkaError(f"nodes {stopped} are not running: start_node() them first")
         self._wait_health(time.monotonic() + timeout, timeout, in_sync=in_sync)
@@ -211,25 +218,35 @@ class LocalKafkaCluster:
     ) -> None:
         self.stop()
 
-    @functools.cached_property
+    @property
     def _nodes(self) -> dict[int, KafkaNode]:
-        return {
-            node_id: KafkaNode(
-                self.data_dir / f"node-{node_id}",
-                name=f"node {node_id}",
-                jvm=JVM_OPTIONS,
-                stop_with_parent=self._stop_with_parent,
-            )
-            for node_id in range(1, self._brokers + 1)
-        }
+        """Every node; the first use creates a temporary data dir when none was given."""
+        if self._node_map is None:
+            self._node_map = {
+                node_id: KafkaNode(
+                    self.data_dir / f"node-{node_id}",
+                    name=f"node {node_id}",
+                    jvm=JVM_OPTIONS,
+                    stop_with_parent=self._stop_with_parent,
+                )
+                for node_id in self.node_ids
+            }
+        return self._node_map
 
-    def _node(self, node_id: int) -> KafkaNode:
-        try:
-            return self._nodes[node_id]
-        except KeyError:
+    @property
+    def _made_nodes(self) -> dict[int, KafkaNode]:
+        """The nodes if they exist yet: asking whether one runs creates no directory."""
+        return self._node_map or {}
+
+    def _check(self, node_id: int) -> int:
+        if node_id not in self.node_ids:
             raise LocalKafkaError(
                 f"no node {node_id}: the nodes are {self.node_ids[0]}..{self.node_ids[-1]}"
-            ) from None
+            )
+        return node_id
+
+    def _node(self, node_id: int) -> KafkaNode:
+        return self._nodes[self._check(node_id)]
 
     def _choose_ports(self, *, first_try: bool) -> dict[int, NodePorts]:
         recorded = {node_id: node.recorded_ports() for node_id, node in self._nodes.items()}
