@@ -31,12 +31,16 @@ FILES = (
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
     ("app/package/runtime.py.j2", "{pkg}/runtime.py"),
+    ("app/package/recovery.py.j2", "{pkg}/recovery.py"),
+    ("app/package/rebalance.py.j2", "{pkg}/rebalance.py"),
     ("app/package/collector.py.j2", "{pkg}/collector.py"),
     ("app/package/topics.py.j2", "{pkg}/topics.py"),
     ("app/package/logs.py.j2", "{pkg}/logs.py"),
     ("app/package/watchdog.py.j2", "{pkg}/watchdog.py"),
     ("app/package/driver.py.j2", "{pkg}/driver.py"),
     ("app/package/state.py.j2", "{pkg}/state.py"),
+    ("app/package/backends.py.j2", "{pkg}/backends.py"),
+    ("app/package/restore.py.j2", "{pkg}/restore.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
@@ -45,7 +49,14 @@ FILES = (
     ("app/tests/test_state.py.j2", "tests/test_{pkg}_state.py"),
 )
 # Only apps with state stores get these.
-STATEFUL_ONLY = frozenset({"app/package/state.py.j2", "app/tests/test_state.py.j2"})
+STATEFUL_ONLY = frozenset(
+    {
+        "app/package/state.py.j2",
+        "app/package/backends.py.j2",
+        "app/package/restore.py.j2",
+        "app/tests/test_state.py.j2",
+    }
+)
 
 
 def templates_dir() -> Path:

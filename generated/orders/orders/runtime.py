@@ -7,21 +7,7 @@ Per commit interval the batch's output is already inside the open transaction; t
 commits it together with the input positions (see collector.py). Readers use
 isolation.level=read_committed and see each input's output exactly once.
 
-Failures, and what the loop does about them:
-- A record that cannot be read or processed: the spec's error policy (errors.py). Nothing else
-  reaches it: a failure of the Kafka client is never blamed on a record.
-- Any Kafka client error on the way (a broker restart, a leader or coordinator moving, a request
-  time-out, a transaction the broker aborted on its time-out, a rebalance that fenced this
-  member's generation): the loop goes back to the last commit. It aborts the transaction (or
-  replaces the producer when librdkafka says it cannot go on), forgets uncommitted store writes,
-  seeks every partition to its committed offset and goes on; while the cluster cannot be
-  reached it retries with a back-off.
-- Exits, each with one log line and no traceback: EXIT_FAILED (the `fail` policy stopped at a
-  record, or a topic is missing or unfit), EXIT_FATAL (fenced for good: the consumer's
-  membership is fatally lost, e.g. to a newer instance with the same --instance-id; or a
-  permanent error such as a missing ACL), EXIT_UNAVAILABLE (the cluster stayed unreachable
-  longer than --max-unavailable-s), EXIT_STUCK (the watchdog: no progress for longer than the
-  consumer's max.poll.interval.ms).
+How it recovers from failures is in recovery.py; how partitions move, in rebalance.py.
 """
 
 from __future__ import annotations
@@ -33,29 +19,22 @@ import uuid
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from . import APP_ID, logs, topology
 from .collector import RecordCollector
 from .errors import ErrorPolicy, ProcessingFailed
+from .rebalance import Rebalancing
+from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
 from .settings import SOURCE_TOPICS, Settings
 from .topics import Topics, TopicsError
 from .watchdog import EXIT_STUCK, Watchdog
 
 log = logging.getLogger(APP_ID)
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a record failed under on_error = 'fail', or a topic is missing or unfit
-EXIT_FATAL = 3  # fenced for good, or a permanent Kafka error (authorization, configuration)
-EXIT_UNAVAILABLE = 4  # the cluster stayed unreachable longer than --max-unavailable-s
+TIMEOUT_S = 30.0
+REPORT_EVERY_S = 10.0
 __all__ = [
     "EXIT_FAILED",
     "EXIT_FATAL",
@@ -66,43 +45,8 @@ __all__ = [
     "main",
 ]
 
-TIMEOUT_S = 30.0
-REPORT_EVERY_S = 10.0
-# While the cluster is unreachable: how often to look again.
-PROBE_EVERY_S = 2.0
-# Back-off between recovery attempts: doubles from the first to the last.
-BACKOFF_S = (0.1, 5.0)
-# Errors no retry can fix: the app stops and says which.
-PERMANENT = frozenset(
-    {
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.GROUP_AUTHORIZATION_FAILED,
-        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-        KafkaError.SASL_AUTHENTICATION_FAILED,
-        KafkaError._AUTHENTICATION,
-        KafkaError.INVALID_REPLICATION_FACTOR,
-        KafkaError.POLICY_VIOLATION,
-        KafkaError.INVALID_CONFIG,
-    }
-)
-# The same input failing this many commits in a row on an error of the record's output (e.g.
-# larger than the topic takes) stops the app instead of looping.
-MAX_FAILED_COMMITS = 5
-RECORD_OUTPUT_ERRORS = frozenset(
-    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD, KafkaError.RECORD_LIST_TOO_LARGE}
-)
 
-
-class Stop(Exception):
-    """End the run with this exit code; the message is the one log line that says why."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Runner:
+class Runner(Recovery, Rebalancing):
     def __init__(self, settings: Settings, repeats: logs.RepeatFilter | None = None) -> None:
         self.settings = settings
         self.eos = settings.exactly_once
@@ -256,7 +200,7 @@ class Runner:
                 self._check_permanent(err)
                 self._check_bound(since, err)
                 log.warning("starting: %s; trying again", err)
-                time.sleep(_backoff(attempt))
+                time.sleep(backoff(attempt))
                 attempt += 1
         self.consumer.subscribe(
             [*SOURCE_TOPICS],
@@ -376,169 +320,6 @@ class Runner:
         self.commits += 1
         self.failed_commits = 0
         self.unreachable_since = None
-
-    # -- recovery ----------------------------------------------------------------------------
-
-    def _broke(self, err: KafkaError) -> None:
-        """Something failed on the way to the next commit: go back to the last one."""
-        self._check_permanent(err)
-        if self.consumer_fatal is not None:
-            raise Stop(
-                EXIT_FATAL,
-                f"fenced: {self.consumer_fatal}. Another instance took this one's place; stopping.",
-            )
-        if err.code() in RECORD_OUTPUT_ERRORS:
-            self.failed_commits += 1
-            if self.failed_commits >= MAX_FAILED_COMMITS:
-                raise Stop(
-                    EXIT_FAILED,
-                    f"{MAX_FAILED_COMMITS} commits in a row failed on {err}: an output record is refused by "
-                    "the broker (e.g. larger than the topic's max.message.bytes); stopping",
-                )
-        if self.broken is None:
-            self.broken_since = time.monotonic()
-            self.recovery_attempts = 0
-            log.warning(
-                "Kafka error: %s. Going back to the last commit (abort, rewind) and on from there",
-                err,
-            )
-        self.broken = err
-        self.next_recovery = 0.0
-
-    def _recover(self) -> None:
-        err = self.broken
-        assert err is not None
-        now = time.monotonic()
-        self._check_bound(min(self.broken_since, self.unreachable_since or now), err)
-        if now < self.next_recovery:
-            time.sleep(min(0.1, self.next_recovery - now))
-            return
-        try:
-            self.collector.reset(err)
-            # A replaced producer: every holder of its produce() takes the new one.
-            self.errors.produce = self.collector.producer.produce
-            self._rewind()
-        except KafkaException as exc:
-            self._check_permanent(exc.args[0])
-            self.next_recovery = now + _backoff(self.recovery_attempts)
-            self.recovery_attempts += 1
-            log.warning("recovery not possible yet (%s): trying again", exc.args[0])
-            return
-        self.recoveries += 1
-        log.info(
-            "recovered from %s in %.1f s (%d attempts): reading on from the committed offsets",
-            err,
-            time.monotonic() - self.broken_since,
-            self.recovery_attempts + 1,
-        )
-        self.broken = None
-        self.unreachable_since = None
-        self.dirty = False
-        self.positions = []
-        self._report_counts()
-
-    def _rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset: what was read since
-        then is read again, and its output, aborted, is produced again."""
-        assignment = self.consumer.assignment()
-        if not assignment:
-            return
-        # Under exactly-once this waits until no transaction on these partitions is pending
-        # (KIP-447), so a just-aborted transaction of our own is resolved first.
-        for tp in self.consumer.committed(assignment, timeout=TIMEOUT_S):
-            if tp.offset < 0:
-                tp.offset = OFFSET_BEGINNING
-            self.consumer.seek(tp)
-        self.positions = []
-
-    def _check_permanent(self, err: KafkaError) -> None:
-        if err.code() in PERMANENT:
-            raise Stop(
-                EXIT_FATAL,
-                f"Kafka refuses the app: {err}. No retry can fix this: check ACLs and settings.",
-            )
-
-    def _check_bound(self, since: float, err: KafkaError) -> None:
-        bound = self.settings.max_unavailable_s
-        if bound and time.monotonic() - since > bound:
-            raise Stop(
-                EXIT_UNAVAILABLE,
-                f"the cluster has been unreachable or failing for more than {bound:.0f} s "
-                f"(--max-unavailable-s), last error: {err}; stopping",
-            )
-
-    def _probe(self) -> None:
-        """While no broker could be reached, ask for metadata now and then: an answer means the
-        cluster is back even when there is nothing to read or commit."""
-        since = self.unreachable_since
-        assert since is not None
-        self.next_probe = time.monotonic() + PROBE_EVERY_S
-        try:
-            self.consumer.list_topics(topic=SOURCE_TOPICS[0], timeout=1.0)
-        except KafkaException as exc:
-            self._check_bound(since, exc.args[0])
-            return
-        log.info("the cluster answers again after %.1f s", time.monotonic() - since)
-        self.unreachable_since = None
-
-    def _on_client_error(self, err: KafkaError) -> None:
-        """librdkafka's error events (served from poll/consume): most are transient, and the
-        next call to the broker says whether they matter."""
-        if err.code() == KafkaError._ALL_BROKERS_DOWN and self.unreachable_since is None:
-            self.unreachable_since = time.monotonic()
-        logs.kafka_log.warning("%s", err)
-
-    def _on_consumer_error(self, err: KafkaError) -> None:
-        if err.fatal():
-            # The consumer cannot go on (e.g. a newer member with the same group.instance.id).
-            self.consumer_fatal = err
-        self._on_client_error(err)
-
-    # -- rebalances --------------------------------------------------------------------------
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.rebalanced = True
-        self.assigned = None
-        log.info("assigned: %s", _names(partitions))
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Commit what was processed while we still own the partitions.
-        self.rebalanced = True
-        self.assigned = None
-        log.info("revoked: %s", _names(partitions))
-        if self.broken is None:
-            try:
-                self._commit()
-            except KafkaException as exc:
-                self._broke(exc.args[0])
-        self.positions = []
-
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Someone else may own them already: our open transaction must not commit.
-        self.rebalanced = True
-        self.assigned = None
-        log.warning("lost: %s; aborting the open transaction", _names(partitions))
-        self._broke(KafkaError(KafkaError._STATE, "partitions lost to a rebalance"))
-        self.positions = []
-
-    def _after_rebalance(self, batch: list[Message]) -> list[Message]:
-        """A batch during which partitions moved may hold records read before the move: drop
-        it and read again from the committed offsets of what we own now."""
-        self.rebalanced = False
-        if batch:
-            log.info(
-                "rebalance during a fetch: re-reading %d records from committed offsets", len(batch)
-            )
-            self._rewind()
-        return []
-
-
-def _backoff(attempt: int) -> float:
-    return float(min(BACKOFF_S[0] * 2 ** min(attempt, 10), BACKOFF_S[1]))
-
-
-def _names(partitions: list[TopicPartition]) -> str:
-    return ", ".join(f"{tp.topic}-{tp.partition}" for tp in partitions) or "none"
 
 
 def main(settings: Settings) -> int:

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from user_totals.backends import MemoryBackend, RocksDBBackend
 from user_totals.serde import SERIALIZERS
-from user_totals.state import STORES, MemoryBackend, RocksDBBackend, Store
+from user_totals.state import STORES, Store
 
 SPEC = STORES["user-totals"]
 # Two keys in the store's key format, and a value of the store's kind.

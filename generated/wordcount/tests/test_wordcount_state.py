@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from wordcount.backends import MemoryBackend, RocksDBBackend
 from wordcount.serde import SERIALIZERS
-from wordcount.state import STORES, MemoryBackend, RocksDBBackend, Store
+from wordcount.state import STORES, Store
 
 SPEC = STORES["word-counts"]
 # Two keys in the store's key format, and a value of the store's kind.

@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
-
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from rocksdict import Options, Rdict, WriteBatch
+from typing import Any
 
 from . import APP_ID
+from .backends import Backend, MemoryBackend, RocksDBBackend, decode_entry, encode_entry
 from .errors import ErrorPolicy, Produce
+from .restore import restore
 from .serde import DESERIALIZERS, SERIALIZERS
 
 log = logging.getLogger(APP_ID)
-
-# Bumped when the on-disk layout changes: a store of another version is rebuilt.
-FORMAT_VERSION = b"1"
-TIMEOUT_S = 30.0
-# A restore that reads nothing for this long gives up (the broker is gone, or a transaction
-# on the changelog never ends).
-RESTORE_STALL_S = 60.0
-REPORT_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,130 +64,6 @@ Entry = tuple[Any, int] | None
 Emit = Callable[[int, bytes, Any, Any, int], None]
 # How changelog records are written: (topic, partition, key, value, timestamp).
 Send = Callable[[str, int, bytes, bytes | None, int], None]
-
-
-def encode_entry(value: bytes, timestamp: int) -> bytes:
-    """A stored value: the 8-byte timestamp of its latest record, then the value's bytes."""
-    return timestamp.to_bytes(8, "big", signed=True) + value
-
-
-def decode_entry(data: bytes) -> tuple[bytes, int]:
-    return data[8:], int.from_bytes(data[:8], "big", signed=True)
-
-
-class Backend(Protocol):
-    # The offset of the last changelog record the content reflects (None: nothing yet).
-    offset: int | None
-
-    def get(self, key: bytes) -> bytes | None: ...
-
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None: ...
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
-
-    def wipe(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class MemoryBackend:
-    """A dict; restored from the whole changelog whenever its partition is assigned."""
-
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.offset: int | None = None
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None:
-        for key, value in changes.items():
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
-        if offset is not None:
-            self.offset = offset
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return list(self.data.items())
-
-    def wipe(self) -> None:
-        self.data.clear()
-        self.offset = None
-
-    def close(self) -> None:
-        self.data.clear()
-
-
-class RocksDBBackend:
-    """RocksDB (rocksdict) in `path`; its format version and changelog offset live in a
-    column family of their own, written in the same batch as the data."""
-
-    _META = "kgen-meta"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._open()
-        if self.offset is not None and self._format != FORMAT_VERSION:
-            log.warning(
-                "%s: stored in format %r, not %r: rebuilding", path, self._format, FORMAT_VERSION
-            )
-            self.wipe()
-
-    def _open(self) -> None:
-        os.makedirs(self.path, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        try:
-            families = Rdict.list_cf(self.path, Options(raw_mode=True))
-        except Exception:  # a new database has no column families to list
-            families = []
-        if self._META in families:
-            self.db = Rdict(
-                self.path, options, column_families={self._META: Options(raw_mode=True)}
-            )
-        else:
-            self.db = Rdict(self.path, options)
-            self.db.create_column_family(self._META, Options(raw_mode=True))
-        self.meta = self.db.get_column_family_handle(self._META)
-        meta = self.db.get_column_family(self._META)
-        offset = meta.get(b"changelog-offset")
-        self._format = meta.get(b"format")
-        del meta
-        self.offset: int | None = (
-            None if offset is None else int.from_bytes(offset, "big", signed=True)
-        )
-
-    def get(self, key: bytes) -> bytes | None:
-        value = self.db.get(key)
-        assert value is None or isinstance(value, bytes)
-        return value
-
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None:
-        batch = WriteBatch(raw_mode=True)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        if offset is not None:
-            batch.put(b"changelog-offset", offset.to_bytes(8, "big", signed=True), self.meta)
-            batch.put(b"format", FORMAT_VERSION, self.meta)
-            self.offset = offset
-        self.db.write(batch)
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return [(k, v) for k, v in self.db.items() if isinstance(k, bytes) and isinstance(v, bytes)]
-
-    def wipe(self) -> None:
-        self.close()
-        shutil.rmtree(self.path, ignore_errors=True)
-        self._open()
-
-    def close(self) -> None:
-        del self.meta
-        self.db.close()
 
 
 class Store:
@@ -390,7 +255,14 @@ class Stores:
             return
         backends = {(spec.name, p): self._backend(spec, p) for spec, p in opening}
         if self.restore_config is not None:
-            self._restore([(spec, p, backends[spec.name, p]) for spec, p in opening])
+            self.restored += restore(
+                self.restore_config,
+                [
+                    (spec.name, spec.changelog_topic, p, backends[spec.name, p])
+                    for spec, p in opening
+                ],
+                self.tick,
+            )
         for spec, p in opening:
             if self.cache_max_entries is not None:
                 spec = replace(spec, cache_max_entries=self.cache_max_entries)
@@ -433,127 +305,3 @@ class Stores:
     def abort(self) -> None:
         for store in self.all():
             store.abort()
-
-    # -- restore -----------------------------------------------------------------------------
-
-    def _restore(self, items: list[tuple[StoreSpec, int, Backend]]) -> None:
-        assert self.restore_config is not None
-        consumer = Consumer(
-            {
-                **self.restore_config,
-                "group.id": f"{APP_ID}-restore",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.queue.backoff.ms": 10,
-                # A restore reads what is there: at a partition's end (often just the commit
-                # marker of the last transaction) the broker need not hold the fetch 500 ms.
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        try:
-            self._restore_with(consumer, items)
-        finally:
-            consumer.close()
-
-    def _restore_with(
-        self, consumer: Consumer, items: list[tuple[StoreSpec, int, Backend]]
-    ) -> None:
-        targets: dict[tuple[str, int], Backend] = {}
-        starts: dict[tuple[str, int], int] = {}
-        ends: dict[tuple[str, int], int] = {}
-        held: dict[tuple[str, int], int] = {}
-        for spec, partition, backend in items:
-            tp = (spec.changelog_topic, partition)
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=TIMEOUT_S, cached=False
-            )
-            stored = backend.offset
-            if stored is not None and (stored >= high or stored + 1 < low):
-                log.warning(
-                    "store %s-%d reflects changelog offset %d, outside the changelog's %d..%d: "
-                    "rebuilding it from the changelog",
-                    spec.name,
-                    partition,
-                    stored,
-                    low,
-                    high,
-                )
-                backend.wipe()
-                stored = None
-            start = low if stored is None else stored + 1
-            held[tp] = high - low
-            if start >= high:
-                log.info(
-                    "store %s-%d is up to date at changelog offset %s; the changelog spans %d offsets",
-                    spec.name,
-                    partition,
-                    stored,
-                    held[tp],
-                )
-                continue
-            targets[tp], starts[tp], ends[tp] = backend, start, high
-        if not targets:
-            return
-        consumer.assign([TopicPartition(t, p, starts[t, p]) for t, p in targets])
-        pending = set(targets)
-        counts = dict.fromkeys(targets, 0)
-        begin = last_progress = last_report = time.monotonic()
-        while pending:
-            # consume() returns when it has 10,000 records or the timeout is over: a long
-            # timeout would be waited out in full at the end, where fewer are left.
-            msgs = consumer.consume(10_000, timeout=0.05)
-            self.tick()
-            batches: dict[tuple[str, int], dict[bytes, bytes | None]] = {}
-            last: dict[tuple[str, int], int] = {}
-            for msg in msgs:
-                tp = (str(msg.topic()), int(msg.partition() or 0))
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(tp)
-                        continue
-                    raise KafkaException(err)
-                key = msg.key()
-                if key is None:
-                    continue
-                value = msg.value()
-                batches.setdefault(tp, {})[key] = (
-                    None if value is None else encode_entry(value, msg.timestamp()[1])
-                )
-                last[tp] = int(msg.offset() or 0)
-                counts[tp] += 1
-            for tp, changes in batches.items():
-                targets[tp].write(changes, last[tp])
-            now = time.monotonic()
-            if msgs:
-                last_progress = now
-            elif now - last_progress > RESTORE_STALL_S:
-                raise KafkaException(
-                    KafkaError(
-                        KafkaError._TIMED_OUT,
-                        f"restoring {sorted(pending)}: no progress for {RESTORE_STALL_S:.0f} s",
-                    )
-                )
-            if now - last_report >= REPORT_EVERY_S:
-                last_report = now
-                done = sum(counts.values())
-                remaining = sum(max(ends[tp] - starts[tp] - counts[tp], 0) for tp in pending)
-                log.info(
-                    "restoring: %d records read (%.0f/s), about %d to go",
-                    done,
-                    done / (now - begin),
-                    remaining,
-                )
-        elapsed = max(time.monotonic() - begin, 1e-6)
-        for (topic, partition), count in sorted(counts.items()):
-            self.restored += count
-            log.info(
-                "restored %s-%d: read %d changelog records from offset %d in %.2f s (%.0f/s); the changelog spans %d offsets",
-                topic,
-                partition,
-                count,
-                starts[topic, partition],
-                elapsed,
-                count / elapsed,
-                held[topic, partition],
-            )
