@@ -1,0 +1,202 @@
+"""Fusing the stateful nodes: a table's source, group_by (repartition), a table's regrouping
+(KIP-904), count/reduce/aggregate into a store, and the functions a store's updates run."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from kgen.fuse_base import (
+    AGGREGATE_FORMAT,
+    COUNT_FORMAT,
+    REGROUP_HEADER,
+    SUBTRACT_HEADERS,
+    Env,
+    FuserBase,
+    TopicFormats,
+    Var,
+)
+from kgen.graph import Node
+from kgen.spec import Aggregate, Logic, Reduce
+
+
+class StatefulFuser(FuserBase):
+    def emit_function(self, node: Node) -> list[str]:
+        """The body of `_emit_<store>(ctx, part, key, old, new, ts)`: what a store's updates
+        go on to, run when the store's cache flushes. `key` is the store's key bytes; `old`
+        and `new` are decoded aggregates, or for a table the values' bytes."""
+        assert node.store is not None
+        self.lines = []
+        self.partition = "part"
+        self.handler = f"ctx.on_update_error({node.store!r}, part, key, new, exc, at)"
+        self.origin = self.current = node.name
+        self.known, self.last_depth = None, 0
+        formats = self.store_formats[node.store]
+        raw_values = node.kind == "table_source"
+        env = {
+            "key": Var(None, "key", formats.key),
+            "value": Var(None, "new", formats.value) if raw_values else Var("new"),
+            "timestamp": Var("ts"),
+            "headers": Var("None"),
+        }
+        old = Var(None, "old", formats.value) if raw_values else Var("old")
+        self.emit(0, "produce = ctx.produce")
+        self.emit(0, "try:")
+        for child in node.children:
+            if len(node.children) > 1:
+                self.isolated(1, partial(self.updates, child, dict(env), old))
+            else:
+                self.updates(child, dict(env), old, 1)
+        self.except_(0)
+        return self.lines
+
+    def updates(self, node: Node, env: Env, old: Var, depth: int) -> None:
+        """Downstream of a table: `to`, `to_stream` and a table's group_by."""
+        if node.kind == "to_stream":
+            self.children(node, env, depth)
+        elif node.kind == "sink":
+            self.at(node, depth)
+            self.produce(node.topics[0], env, depth, repr(node.topics[0]))
+        elif node.kind == "repartition":
+            self.at(node, depth)
+            self.regroup(node, env, old, depth)
+        else:  # pragma: no cover - the checks allow nothing else after a table
+            raise AssertionError(node.kind)
+
+    def table_source(self, node: Node, env: Env, formats: TopicFormats, depth: int) -> None:
+        """A table's source record upserts its key (a null value deletes it); records without
+        a key are dropped, as in Kafka Streams."""
+        assert node.store is not None
+        self.store_formats[node.store] = formats
+        self.stateful.append(node)
+        key = env["key"].raw
+        self.emit(depth, f"if {key} is not None:")
+        self.emit(
+            depth + 1,
+            f"ctx.store({node.store!r}, {self.partition}).put({key}, {env['value'].raw}, "
+            f"{self.plain(env, 'timestamp')})",
+        )
+
+    def repartition(self, node: Node, env: Env, depth: int) -> None:
+        """group_by: write the record, keyed by the group, to the repartition topic; records
+        whose group is null are dropped, as in Kafka Streams."""
+        if node.logic is not None:
+            self.prepare([node.logic], env, depth)
+            k = self.fresh("k")
+            self.emit(depth, f"{k} = {self.call(node.logic, env)}")
+            env["key"] = Var(k)
+        key = env["key"]
+        self.emit(depth, f"if {key.name or key.raw} is not None:")
+        self.produce(node.topics[0], env, depth + 1, repr(node.topics[0]))
+
+    def regroup(self, node: Node, env: Env, old: Var, depth: int) -> None:
+        """A table's group_by: the old value leaves its group, the new one joins its group; a
+        row whose group stays the same sends one record with both (KIP-904)."""
+        sides: dict[str, tuple[str, Env]] = {}
+        for side, var in (("old", old), ("new", env["value"])):
+            side_env = dict(env, value=var)
+            group = self.fresh("k")
+            if node.logic is None:
+                group = str(env["key"].name or env["key"].raw)
+            else:
+                self.emit(depth, f"{group} = None")
+                self.emit(depth, f"if {side} is not None:")
+                self.prepare([node.logic], side_env, depth + 1)
+                self.emit(depth + 1, f"{group} = {self.call(node.logic, side_env)}")
+            if node.logic is not None:
+                side_env["key"] = Var(group)
+            sides[side] = (group, side_env)
+        (k_old, old_env), (k_new, new_env) = sides["old"], sides["new"]
+        topic = node.topics[0]
+        old_bytes = self.encoded(old_env, "value", self.topics[topic].value)
+        same = f"{k_old} is not None and {k_old} == {k_new}"
+        self.emit(depth, f"if old is not None and new is not None and {same}:")
+        both = f"[{REGROUP_HEADER}, ('kgen.old', {old_bytes})]"
+        self.produce(topic, dict(new_env, headers=Var(both)), depth + 1, repr(topic))
+        self.emit(depth, "else:")
+        for side, (group, side_env), headers in (
+            ("old", sides["old"], SUBTRACT_HEADERS),
+            ("new", sides["new"], "None"),
+        ):
+            self.emit(depth + 1, f"if {side} is not None and {group} is not None:")
+            self.produce(topic, dict(side_env, headers=Var(headers)), depth + 2, repr(topic))
+
+    def aggregation(self, node: Node, env: Env, depth: int) -> None:
+        """count, reduce, aggregate: fold the record into its key's aggregate in the store.
+        Null keys and null values are dropped, as in Kafka Streams. The aggregate's timestamp
+        is the latest of its records'."""
+        assert node.store is not None and node.step is not None
+        step = node.step
+        key = env["key"]
+        key_format = key.fmt or "string"
+        value_format = COUNT_FORMAT if node.kind == "count" else AGGREGATE_FORMAT
+        self.store_formats[node.store] = TopicFormats(key_format, value_format)
+        self.stateful.append(node)
+        kb = self.fresh("kb")
+        self.emit(depth, f"{kb} = {self.encoded(env, 'key', key_format)}")
+        value = env["value"]
+        guard = f"{kb} is not None"
+        if not node.table:
+            guard += f" and {value.name or value.raw} is not None"
+        self.emit(depth, f"if {guard}:")
+        depth += 1
+        logics: list[Logic] = []
+        if isinstance(step, (Reduce, Aggregate)):
+            logics.append(step.reduce if isinstance(step, Reduce) else step.aggregate)
+            if step.subtract is not None:
+                logics.append(step.subtract)
+            if isinstance(step, Aggregate):
+                logics.append(step.init)
+        needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
+        if isinstance(step, Reduce):
+            needed.add("value")  # a key's first value is its aggregate
+        for field in ("key", "value", "timestamp", "headers"):
+            if field in needed:
+                self.decoded(env, field, depth)
+        st, o, a = self.fresh("st"), self.fresh("o"), self.fresh("a")
+        ts = self.decoded(env, "timestamp", depth)
+        self.emit(depth, f"{st} = ctx.store({node.store!r}, {self.partition})")
+        self.emit(depth, f"{o} = {st}.get({kb})")
+        if node.table:
+            headers = self.decoded(env, "headers", depth)
+            self.emit(depth, f"if {headers} == {SUBTRACT_HEADERS}:")
+            self.fold(node, env, depth + 1, o, a, subtract=True)
+            self.emit(depth, f"elif {headers} and {headers}[0] == {REGROUP_HEADER}:")
+            # The old value leaves and the new one joins: one update (KIP-904).
+            old_env = dict(env, value=Var(None, f"{headers}[1][1]", env["value"].fmt))
+            if "value" in needed:
+                self.decoded(old_env, "value", depth + 1)
+            between, mid = self.fresh("a"), self.fresh("o")
+            self.fold(node, old_env, depth + 1, o, between, subtract=True)
+            self.emit(depth + 1, f"{mid} = ({between}, 0)")
+            self.fold(node, env, depth + 1, mid, a, subtract=False)
+            self.emit(depth, "else:")
+            self.fold(node, env, depth + 1, o, a, subtract=False)
+        else:
+            self.fold(node, env, depth, o, a, subtract=False)
+        self.emit(depth, f"{st}.put({kb}, {a}, {ts} if {o} is None else max({o}[1], {ts}))")
+
+    def fold(self, node: Node, env: Env, depth: int, o: str, a: str, *, subtract: bool) -> None:
+        step = node.step
+        value = env["value"].name
+        if node.kind == "count":
+            sign = "-" if subtract else "+"
+            start = -1 if subtract else 1
+            self.emit(depth, f"{a} = {start} if {o} is None else {o}[0] {sign} 1")
+            return
+        assert isinstance(step, (Reduce, Aggregate))
+        adder = step.reduce if isinstance(step, Reduce) else step.aggregate
+        logic = step.subtract if subtract else adder
+        assert logic is not None
+        agg = self.fresh("g")
+        if isinstance(step, Aggregate):
+            self.emit(depth, f"{agg} = {self.call(step.init, env)} if {o} is None else {o}[0]")
+            self.emit(depth, f"{a} = {self.call(logic, env, agg)}")
+        elif subtract:
+            self.emit(depth, f"{agg} = None if {o} is None else {o}[0]")
+            self.emit(depth, f"{a} = {self.call(logic, env, agg)}")
+        else:
+            self.emit(depth, f"if {o} is None:")
+            self.emit(depth + 1, f"{a} = {value}")
+            self.emit(depth, "else:")
+            self.emit(depth + 1, f"{agg} = {o}[0]")
+            self.emit(depth + 1, f"{a} = {self.call(logic, env, agg)}")
