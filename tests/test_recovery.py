@@ -183,7 +183,8 @@ def test_fifty_first_starts_of_fresh_stateful_apps(
         texts.append(re.sub(r"\bpayments\b", f"pay-{i}", text))
     # Building is black-bound: one process a core.
     with ProcessPoolExecutor() as pool:
-        apps = list(pool.map(_build, texts, [tmp_path / f"build-{i}" for i in range(runs)]))
+        built = list(pool.map(_build, texts, [tmp_path / f"build-{i}" for i in range(runs)]))
+    apps = [App(root, package, {}) for root, package in built]
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
 
     def first_start(i: int) -> tuple[int, str]:
@@ -211,14 +212,14 @@ def test_fifty_first_starts_of_fresh_stateful_apps(
     assert all("created internal topic" in text for _, text in results)
 
 
-def _build(spec_text: str, folder: Path) -> App:
+def _build(spec_text: str, folder: Path) -> tuple[Path, str]:
     folder.mkdir()
     spec = folder / "app.toml"
     spec.write_text(spec_text, encoding="utf-8")
     plan = make_plan(load_spec(spec))
     files = render.render(plan)
     emit.write(files, folder / "app")
-    return App(folder / "app", plan.package, {})
+    return folder / "app", plan.package
 
 
 def _start(app: App, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
