@@ -1,0 +1,131 @@
+"""Seeded input cases, one generator per conformance topology: the same seed gives the same
+records. Keys include non-ASCII text, quotes, a backslash, an emoji (a character outside the
+BMP: two UTF-16 units in Java, one code point in Python), the empty string and null; values
+include tombstones where the topology reads them; timestamps are out of order, with ties.
+
+Both drivers have one partition per topic and take the records one by one in the order given,
+so partitions play no part here (see the README, Semantics).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+Record = dict[str, Any]
+Case = list[Record]
+
+KEYS = ["a", "b", "", "é", "日本", 'q"uote', "it's", "back\\slash", "😀", "a b", None]
+WORDS = ["a", "b", "é", "日本", '"', "'", "😀", "ab", "abc", "hello", "\\"]
+REGIONS = ["eu", "us", "ünï", ""]
+PAGES = ["/", "/a", "/é", '"/q"', ""]
+
+
+def _ts(rng: random.Random) -> int:
+    # Out of order, with ties: the aggregates keep the latest timestamp of their records.
+    return rng.randint(0, 30) * 100
+
+
+def _text(rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.1:
+        return None
+    if roll < 0.15:
+        return ""
+    # Repeated words and runs of spaces on purpose.
+    return rng.choice([" ", "  "]).join(rng.choice(WORDS) for _ in range(rng.randint(1, 4)))
+
+
+def _record(topic: str, key: Any, value: Any, rng: random.Random) -> Record:
+    return {"topic": topic, "key": key, "value": value, "timestamp": _ts(rng)}
+
+
+def stateless(rng: random.Random) -> Case:
+    return [_record("text", rng.choice(KEYS), _text(rng), rng) for _ in range(rng.randint(1, 12))]
+
+
+def merge(rng: random.Random) -> Case:
+    return [
+        _record(rng.choice(["left", "right"]), rng.choice(KEYS), _text(rng), rng)
+        for _ in range(rng.randint(1, 12))
+    ]
+
+
+def wordcount(rng: random.Random) -> Case:
+    return [_record("lines", rng.choice(KEYS), _text(rng), rng) for _ in range(rng.randint(1, 12))]
+
+
+def reduce(rng: random.Random) -> Case:
+    def amount() -> int | None:
+        return None if rng.random() < 0.1 else rng.randint(0, 20)
+
+    return [_record("amounts", rng.choice(KEYS), amount(), rng) for _ in range(rng.randint(1, 15))]
+
+
+def aggregate(rng: random.Random) -> Case:
+    def click() -> dict[str, Any] | None:
+        if rng.random() < 0.1:
+            return None
+        user = rng.choice([k for k in KEYS if k is not None])
+        click = {"page": rng.choice(PAGES), "user": user, "n": rng.randint(0, 9)}
+        if rng.random() < 0.1:
+            del click["page"]  # a null key after select_key
+        return click
+
+    return [_record("clicks", rng.choice(KEYS), click(), rng) for _ in range(rng.randint(1, 15))]
+
+
+def tables(rng: random.Random) -> Case:
+    keys = ["u1", "u2", "ü3", "", None]  # few keys: rows are updated and deleted
+
+    def user() -> dict[str, Any] | None:
+        roll = rng.random()
+        if roll < 0.25:
+            return None
+        return {} if roll < 0.3 else {"name": rng.choice(WORDS)}
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.5:
+            records.append(_record("users", rng.choice(keys), user(), rng))
+        else:
+            records.append(_record("profiles", rng.choice(keys), _text(rng), rng))
+    return records
+
+
+def regroup(rng: random.Random) -> Case:
+    keys = ["u1", "u2", "ü3", "u4", "", None]
+
+    def row(with_amount: bool) -> dict[str, Any] | None:
+        roll = rng.random()
+        if roll < 0.2:
+            return None  # a deletion (of a row that may not exist)
+        value: dict[str, Any] = {} if roll < 0.25 else {"region": rng.choice(REGIONS)}
+        if with_amount:
+            value["amount"] = rng.randint(1, 9)
+        return value
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.5:
+            records.append(_record("members", rng.choice(keys), row(False), rng))
+        else:
+            records.append(_record("accounts", rng.choice(keys), row(True), rng))
+    return records
+
+
+GENERATORS: dict[str, Callable[[random.Random], Case]] = {
+    "stateless": stateless,
+    "merge": merge,
+    "wordcount": wordcount,
+    "reduce": reduce,
+    "aggregate": aggregate,
+    "tables": tables,
+    "regroup": regroup,
+}
+
+
+def generate(topology: str, seed: int) -> Case:
+    """The case of `topology` for `seed`: the same records on every machine and run."""
+    return GENERATORS[topology](random.Random(f"{topology}:{seed}"))

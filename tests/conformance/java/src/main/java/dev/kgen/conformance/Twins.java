@@ -1,0 +1,246 @@
+package dev.kgen.conformance;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.apache.kafka.common.serialization.Serde;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Materialized;
+import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.Stores;
+
+/**
+ * The Java twin of each spec in tests/conformance/specs/, written as a Kafka Streams user
+ * would. Each lambda computes what the spec's Python expression computes (lengths in code
+ * points, as Python's {@code len}).
+ */
+final class Twins {
+
+    static final Serde<String> S = Serdes.String();
+    static final Serde<Long> L = Serdes.Long();
+    static final Serde<JsonNode> J = Format.JSON_SERDE;
+    static final Format[] STRING_STRING = {Format.STRING, Format.STRING};
+    static final Format[] STRING_LONG = {Format.STRING, Format.LONG};
+    static final Format[] STRING_JSON = {Format.STRING, Format.JSON};
+
+    private Twins() {}
+
+    static Map<String, Twin> all() {
+        return Map.of(
+                "stateless", stateless(),
+                "merge", merge(),
+                "wordcount", wordcount(),
+                "reduce", reduce(),
+                "aggregate", aggregate(),
+                "tables", tables(),
+                "regroup", regroup());
+    }
+
+    static int len(String s) {
+        return s.codePointCount(0, s.length());
+    }
+
+    /**
+     * A named store. In memory: the same semantics as RocksDB (kgen's default) in a driver, and
+     * much faster to open for each case.
+     */
+    static <V> Materialized<String, V, KeyValueStore<Bytes, byte[]>> store(String name, Serde<V> values) {
+        return Materialized.<String, V>as(Stores.inMemoryKeyValueStore(name))
+                .withKeySerde(S)
+                .withValueSerde(values);
+    }
+
+    static Twin stateless() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KStream<String, String> text = builder.stream("text", Consumed.with(S, S));
+                    text.filter((k, v) -> v != null && len(v) % 2 == 0)
+                            .mapValues(v -> v + "!")
+                            .to("evens", Produced.with(S, S));
+                    text.filterNot((k, v) -> k == null || k.isEmpty())
+                            .selectKey((k, v) -> k + "|" + (v == null ? "" : v))
+                            .peek((k, v) -> len(k))
+                            .to("rekeyed", Produced.with(S, S));
+                    text.map((k, v) -> KeyValue.pair(v, k))
+                            .to((k, v, ctx) -> v != null && v.startsWith("a") ? "swapped-a" : "swapped-b",
+                                    Produced.with(S, S));
+                    text.flatMap((k, v) -> {
+                                List<KeyValue<String, String>> out = new ArrayList<>();
+                                for (String w : (v == null ? "" : v).split(" ")) {
+                                    if (!w.isEmpty()) {
+                                        out.add(KeyValue.pair(w, k));
+                                    }
+                                }
+                                return out;
+                            })
+                            .to("words", Produced.with(S, S));
+                    text.flatMapValues(v -> v == null || v.isEmpty() ? List.<String>of() : List.of(v, v + "~"))
+                            .split()
+                            .branch((k, v) -> len(v) > 4, Branched.withConsumer(s -> s.to("long", Produced.with(S, S))))
+                            .branch((k, v) -> len(v) > 2, Branched.withConsumer(s -> s.to("short", Produced.with(S, S))))
+                            .defaultBranch(Branched.withConsumer(
+                                    s -> s.mapValues(v -> "<" + v + ">").to("rest", Produced.with(S, S))));
+                    return builder.build();
+                },
+                Map.of("text", STRING_STRING),
+                Map.of(
+                        "evens", STRING_STRING,
+                        "rekeyed", STRING_STRING,
+                        "swapped-a", STRING_STRING,
+                        "swapped-b", STRING_STRING,
+                        "words", STRING_STRING,
+                        "long", STRING_STRING,
+                        "short", STRING_STRING,
+                        "rest", STRING_STRING));
+    }
+
+    static Twin merge() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KStream<String, String> left = builder.stream("left", Consumed.with(S, S));
+                    KStream<String, String> right = builder.stream("right", Consumed.with(S, S));
+                    left.mapValues(v -> "L:" + (v == null ? "" : v))
+                            .merge(right.mapValues(v -> "R:" + (v == null ? "" : v)))
+                            .to("merged", Produced.with(S, S));
+                    // kgen's `from = ["left", "right"]`: one source of two topics. A topic has one
+                    // source node in Kafka Streams, so the twin merges the two sources.
+                    left.merge(right).to("both", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("left", STRING_STRING, "right", STRING_STRING),
+                Map.of("merged", STRING_STRING, "both", STRING_STRING));
+    }
+
+    static Twin wordcount() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.stream("lines", Consumed.with(S, S))
+                            .flatMapValues(v -> {
+                                List<String> words = new ArrayList<>();
+                                for (String w : (v == null ? "" : v).split(" ")) {
+                                    if (!w.isEmpty()) {
+                                        words.add(w);
+                                    }
+                                }
+                                return words;
+                            })
+                            .groupBy((k, w) -> w, Grouped.with(S, S))
+                            .count(store("word-counts", L))
+                            .toStream()
+                            .to("word-counts", Produced.with(S, L));
+                    return builder.build();
+                },
+                Map.of("lines", STRING_STRING),
+                Map.of("word-counts", STRING_LONG));
+    }
+
+    static Twin reduce() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KStream<String, Long> amounts = builder.stream("amounts", Consumed.with(S, L));
+                    amounts.groupByKey(Grouped.with(S, L))
+                            .reduce(Long::sum, store("sums", L))
+                            .toStream()
+                            .to("sums", Produced.with(S, L));
+                    amounts.selectKey((k, v) -> v == null ? "none" : "k" + (v % 3))
+                            .groupByKey(Grouped.with(S, L))
+                            .reduce(Math::max, store("maxes", L))
+                            .toStream()
+                            .to("maxes", Produced.with(S, L));
+                    return builder.build();
+                },
+                Map.of("amounts", STRING_LONG),
+                Map.of("sums", STRING_LONG, "maxes", STRING_LONG));
+    }
+
+    static Twin aggregate() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.stream("clicks", Consumed.with(S, J))
+                            .selectKey((k, v) -> v == null ? "none" : v.hasNonNull("page") ? v.get("page").asText() : null)
+                            .groupByKey(Grouped.with(S, J))
+                            .aggregate(
+                                    () -> {
+                                        ObjectNode init = Format.MAPPER.createObjectNode();
+                                        init.put("count", 0);
+                                        init.put("sum", 0);
+                                        init.putNull("last");
+                                        return (JsonNode) init;
+                                    },
+                                    (k, v, agg) -> {
+                                        ObjectNode next = Format.MAPPER.createObjectNode();
+                                        next.put("count", agg.get("count").asLong() + 1);
+                                        next.put("sum", agg.get("sum").asLong() + v.get("n").asLong());
+                                        next.set("last", v.get("user"));
+                                        return (JsonNode) next;
+                                    },
+                                    store("pages", J))
+                            .toStream()
+                            .to("per-page", Produced.with(S, J));
+                    return builder.build();
+                },
+                Map.of("clicks", STRING_JSON),
+                Map.of("per-page", STRING_JSON));
+    }
+
+    static Twin tables() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.table("users", Consumed.with(S, J), store("users", J))
+                            .toStream()
+                            .mapValues(v -> v == null || !v.hasNonNull("name") ? null : v.get("name").asText())
+                            .to("user-names", Produced.with(S, S));
+                    builder.table("profiles", Consumed.with(S, S), store("profiles", S))
+                            .toStream()
+                            .to("profile-updates", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("users", STRING_JSON, "profiles", STRING_STRING),
+                Map.of("user-names", STRING_STRING, "profile-updates", STRING_STRING));
+    }
+
+    static String region(JsonNode v) {
+        return v.hasNonNull("region") ? v.get("region").asText() : null;
+    }
+
+    static Twin regroup() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.table("members", Consumed.with(S, J), store("members", J))
+                            .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
+                            .count(store("region-counts", L))
+                            .toStream()
+                            .to("region-counts", Produced.with(S, L));
+                    builder.table("accounts", Consumed.with(S, J), store("accounts", J))
+                            .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
+                            .aggregate(
+                                    () -> 0L,
+                                    (k, v, agg) -> agg + v.get("amount").asLong(),
+                                    (k, v, agg) -> agg - v.get("amount").asLong(),
+                                    store("region-totals", L))
+                            .toStream()
+                            .to("region-totals", Produced.with(S, L));
+                    return builder.build();
+                },
+                Map.of("members", STRING_JSON, "accounts", STRING_JSON),
+                Map.of("region-counts", STRING_LONG, "region-totals", STRING_LONG));
+    }
+}
