@@ -144,6 +144,9 @@ class AppPlan:
     # there always fails, which the generated tests use to exercise the error policy.
     malformed_sources: tuple[str, ...]
     subtopologies: tuple[SubTopology, ...]
+    # Source topics of each sub-topology that reads several: its tasks take their partitions'
+    # records in timestamp order (Kafka Streams' PartitionGroup).
+    task_groups: tuple[tuple[str, ...], ...]
     tests: tuple[TestCasePlan, ...]
     kgen_version: str
     spec_path: str

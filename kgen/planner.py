@@ -134,6 +134,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             if _DECODES.match(_first_code(b.lines)) and "bytes(" not in _first_code(b.lines)
         ),
         subtopologies=_subtopologies(g),
+        task_groups=_task_groups(g),
         tests=_tests(spec, tuple(sinks), dlq),
         kgen_version=__version__,
         spec_path=loaded.display_path,
@@ -321,3 +322,13 @@ def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCas
 def _first_code(lines: tuple[str, ...]) -> str:
     """The first line that does something (not the `at = ...` naming the failing node)."""
     return next((line for line in lines if not line.startswith("at = ")), "")
+
+
+def _task_groups(g: graph.Graph) -> tuple[tuple[str, ...], ...]:
+    """The source topics of every sub-topology that reads more than one topic."""
+    groups = []
+    for component in g.components():
+        topics = sorted({t for n in component if n.kind in ("source", "table_source") for t in n.topics})
+        if len(topics) > 1:
+            groups.append(tuple(topics))
+    return tuple(groups)

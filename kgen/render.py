@@ -33,6 +33,7 @@ FILES = (
     ("app/package/runtime.py.j2", "{pkg}/runtime.py"),
     ("app/package/recovery.py.j2", "{pkg}/recovery.py"),
     ("app/package/rebalance.py.j2", "{pkg}/rebalance.py"),
+    ("app/package/tasks.py.j2", "{pkg}/tasks.py"),
     ("app/package/collector.py.j2", "{pkg}/collector.py"),
     ("app/package/topics.py.j2", "{pkg}/topics.py"),
     ("app/package/logs.py.j2", "{pkg}/logs.py"),
@@ -134,6 +135,8 @@ def render(plan: AppPlan) -> dict[str, str]:
     for template, target in FILES:
         if template in STATEFUL_ONLY and not plan.stores:
             continue
+        if template == "app/package/tasks.py.j2" and not plan.task_groups:
+            continue  # no sub-topology reads several topics: records go in fetch order
         path = target.format(pkg=plan.package)
         text = env.get_template(template).render(header=_header_for(plan, path), **context)
         if path.endswith(".py"):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from . import APP_ID
+from .tasks import PartitionGroups
 
 log = logging.getLogger(APP_ID)
 
@@ -27,6 +28,7 @@ class Rebalancing:
         assigned: list[TopicPartition] | None
         broken: KafkaError | None
         positions: list[TopicPartition]
+        tasks: PartitionGroups
 
         def _commit(self) -> None: ...
 
@@ -50,6 +52,8 @@ class Rebalancing:
             except KafkaException as exc:
                 self._broke(exc.args[0])
         self.positions = []
+        # Records buffered but not processed are the next owner's, from the committed offsets.
+        self.tasks.clear(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Someone else may own them already: our open transaction must not commit.
@@ -58,6 +62,7 @@ class Rebalancing:
         log.warning("lost: %s; aborting the open transaction", _names(partitions))
         self._broke(KafkaError(KafkaError._STATE, "partitions lost to a rebalance"))
         self.positions = []
+        self.tasks.clear(partitions)
 
     def _after_rebalance(self, batch: list[Message]) -> list[Message]:
         """A batch during which partitions moved may hold records read before the move: drop

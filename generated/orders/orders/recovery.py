@@ -31,6 +31,7 @@ from . import APP_ID, logs
 from .collector import RecordCollector
 from .errors import ErrorPolicy
 from .settings import SOURCE_TOPICS, Settings
+from .tasks import PartitionGroups
 
 log = logging.getLogger(APP_ID)
 
@@ -93,6 +94,7 @@ class Recovery:
         recoveries: int
         dirty: bool
         positions: list[TopicPartition]
+        tasks: PartitionGroups
 
         def _report_counts(self) -> None: ...
 
@@ -167,6 +169,8 @@ class Recovery:
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
         self.positions = []
+        # Buffered records are read again from the committed offsets.
+        self.tasks.clear()
 
     def _check_permanent(self, err: KafkaError) -> None:
         if err.code() in PERMANENT:

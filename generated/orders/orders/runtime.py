@@ -28,6 +28,7 @@ from .errors import ErrorPolicy, ProcessingFailed
 from .rebalance import Rebalancing
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
 from .settings import SOURCE_TOPICS, Settings
+from .tasks import PartitionGroups
 from .topics import Topics, TopicsError
 from .watchdog import EXIT_STUCK, Watchdog
 
@@ -108,6 +109,8 @@ class Runner(Recovery, Rebalancing):
         # The consumer leaves the group past max.poll.interval.ms: past that, a stuck loop is
         # of no use to anyone (see watchdog.py).
         self.watchdog = Watchdog(int(consumer_conf.get("max.poll.interval.ms", 300_000)) / 1000)
+        # Sub-topologies reading several topics take their records in timestamp order.
+        self.tasks = PartitionGroups(self.consumer, settings.max_task_idle_ms / 1000)
         self.stopping = False
         # Records were processed since the last commit.
         self.dirty = False
@@ -265,6 +268,8 @@ class Runner(Recovery, Rebalancing):
             )
         if self.rebalanced:
             batch = self._after_rebalance(batch)
+        got = bool(batch)
+        batch = self.tasks.order(batch)
         if batch:
             self.collector.begin()
             topology.process(batch, self.errors)
@@ -275,7 +280,7 @@ class Runner(Recovery, Rebalancing):
             if batch[-1].error() is None:
                 self.unreachable_since = None
         self.collector.producer.poll(0)
-        return bool(batch)
+        return got
 
     def _close(self) -> None:
         try:
@@ -306,7 +311,8 @@ class Runner(Recovery, Rebalancing):
         # rebalance callback (they run inside consume()) said it changed.
         if self.assigned is None:
             self.assigned = self.consumer.assignment()
-        return [tp for tp in self.consumer.position(self.assigned) if tp.offset >= 0]
+        # Not the fetch positions: records still buffered in a task are not done.
+        return self.tasks.positions(self.assigned)
 
     def _commit(self) -> None:
         if not self.dirty:

@@ -133,6 +133,8 @@ class Settings:
     stop_when_idle_s: float | None = None
     # Exit (code 4) when the cluster stays unreachable or failing this long; 0: never.
     max_unavailable_s: float = 300.0
+    # How long a task may wait for an empty partition that has more to fetch (KIP-695).
+    max_task_idle_ms: int = 500
     # Of the topics the app creates without one in the spec; -1: the broker's default.
     replication_factor: int = DEFAULT_REPLICATION_FACTOR
 
@@ -204,6 +206,14 @@ def parser() -> argparse.ArgumentParser:
         f"0 waits forever (env {ENV_PREFIX}MAX_UNAVAILABLE_S; default %(default)s)",
     )
     p.add_argument(
+        "--max-task-idle-ms",
+        type=int,
+        default=int(_env("MAX_TASK_IDLE_MS", "500") or 500),
+        help="how long a sub-topology reading several topics waits for one of its partitions that "
+        "has nothing buffered but more to fetch, to keep timestamp order (Kafka Streams' "
+        f"max.task.idle.ms; env {ENV_PREFIX}MAX_TASK_IDLE_MS; default %(default)s)",
+    )
+    p.add_argument(
         "--replication-factor",
         type=int,
         default=int(_env("REPLICATION_FACTOR") or DEFAULT_REPLICATION_FACTOR),
@@ -254,5 +264,6 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         batch_size=args.batch_size,
         stop_when_idle_s=args.stop_when_idle,
         max_unavailable_s=args.max_unavailable_s,
+        max_task_idle_ms=args.max_task_idle_ms,
         replication_factor=args.replication_factor,
     )
