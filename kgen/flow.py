@@ -13,8 +13,11 @@ from kgen.spec import (
     Aggregate,
     BranchStep,
     Count,
+    Filter,
+    FilterNot,
     GroupBy,
     GroupByKey,
+    MapValues,
     Reduce,
     StepBase,
     To,
@@ -27,7 +30,7 @@ AGGREGATIONS = (Count, Reduce, Aggregate)
 ALLOWED: dict[Flow, str] = {
     "stream": "any stream step, group_by_key or group_by",
     "grouped": "count, reduce or aggregate",
-    "table": "group_by, to_stream or to",
+    "table": "filter, filter_not, map_values, group_by, to_stream or to",
     "grouped_table": "count, reduce or aggregate (with subtract)",
 }
 
@@ -37,7 +40,7 @@ def step_allowed(flow: Flow, step: StepBase) -> bool:
         return not isinstance(step, (*AGGREGATIONS, ToStream))
     if flow in ("grouped", "grouped_table"):
         return isinstance(step, AGGREGATIONS)
-    return isinstance(step, (GroupBy, ToStream, To))
+    return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, ToStream, To))
 
 
 def after(flow: Flow, step: StepBase) -> Flow:

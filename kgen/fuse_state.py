@@ -59,8 +59,45 @@ class StatefulFuser(FuserBase):
         elif node.kind == "repartition":
             self.at(node, depth)
             self.regroup(node, env, old, depth)
+        elif node.kind in ("filter", "filter_not", "map_values"):
+            self.at(node, depth)
+            self.table_step(node, env, old, depth)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
+
+    def table_step(self, node: Node, env: Env, old: Var, depth: int) -> None:
+        """filter, filter_not, map_values on a table: applied to the new value, and to the old
+        one where a filter or a regrouping needs it. A row that stops passing a filter is
+        forwarded as a tombstone; an update that passes on neither side is not forwarded at all
+        (as Kafka Streams does, checked by the conformance suite)."""
+        assert node.logic is not None
+        with_old = node.kind != "map_values" or _needs_old(node)
+        outs: list[Var] = []
+        for var in (env["value"], old) if with_old else (env["value"],):
+            side_env = dict(env, value=var)
+            result = self.fresh("t")
+            self.emit(depth, f"{result} = None")
+            self.emit(depth, f"if {_expr(var)} is not None:")
+            self.prepare([node.logic], side_env, depth + 1)
+            code = self.call(node.logic, side_env)
+            if node.kind == "map_values":
+                self.emit(depth + 1, f"{result} = {code}")
+                outs.append(Var(result))
+                continue
+            self.emit(depth + 1, f"if {code}:" if node.kind == "filter" else f"if not ({code}):")
+            kept = side_env["value"]
+            # The same value or None: still the source's bytes when it was.
+            self.emit(depth + 2, f"{result} = {kept.raw or kept.name}")
+            outs.append(Var(None, result, kept.fmt) if kept.raw is not None else Var(result))
+        new, new_old = outs[0], (outs[1] if with_old else Var("None"))
+        if with_old:
+            self.emit(depth, f"if {_expr(new)} is not None or {_expr(new_old)} is not None:")
+            depth += 1
+        for child in node.children:
+            if len(node.children) > 1:
+                self.isolated(depth, partial(self.updates, child, dict(env, value=new), new_old))
+            else:
+                self.updates(child, dict(env, value=new), new_old, depth)
 
     def table_source(self, node: Node, env: Env, formats: TopicFormats, depth: int) -> None:
         """A table's source record upserts its key (a null value deletes it); records without
@@ -92,6 +129,7 @@ class StatefulFuser(FuserBase):
         """A table's group_by: the old value leaves its group, the new one joins its group; a
         row whose group stays the same sends one record with both (KIP-904)."""
         sides: dict[str, tuple[str, Env]] = {}
+        present = {side: _expr(var) for side, var in (("old", old), ("new", env["value"]))}
         for side, var in (("old", old), ("new", env["value"])):
             side_env = dict(env, value=var)
             group = self.fresh("k")
@@ -99,7 +137,7 @@ class StatefulFuser(FuserBase):
                 group = str(env["key"].name or env["key"].raw)
             else:
                 self.emit(depth, f"{group} = None")
-                self.emit(depth, f"if {side} is not None:")
+                self.emit(depth, f"if {present[side]} is not None:")
                 self.prepare([node.logic], side_env, depth + 1)
                 self.emit(depth + 1, f"{group} = {self.call(node.logic, side_env)}")
             if node.logic is not None:
@@ -109,7 +147,8 @@ class StatefulFuser(FuserBase):
         topic = node.topics[0]
         old_bytes = self.encoded(old_env, "value", self.topics[topic].value)
         same = f"{k_old} is not None and {k_old} == {k_new}"
-        self.emit(depth, f"if old is not None and new is not None and {same}:")
+        both_there = f"{present['old']} is not None and {present['new']} is not None"
+        self.emit(depth, f"if {both_there} and {same}:")
         both = f"[{REGROUP_HEADER}, ('kgen.old', {old_bytes})]"
         self.produce(topic, dict(new_env, headers=Var(both)), depth + 1, repr(topic))
         self.emit(depth, "else:")
@@ -117,7 +156,7 @@ class StatefulFuser(FuserBase):
             ("old", sides["old"], SUBTRACT_HEADERS),
             ("new", sides["new"], "None"),
         ):
-            self.emit(depth + 1, f"if {side} is not None and {group} is not None:")
+            self.emit(depth + 1, f"if {present[side]} is not None and {group} is not None:")
             self.produce(topic, dict(side_env, headers=Var(headers)), depth + 2, repr(topic))
 
     def aggregation(self, node: Node, env: Env, depth: int) -> None:
@@ -200,3 +239,21 @@ class StatefulFuser(FuserBase):
             self.emit(depth, "else:")
             self.emit(depth + 1, f"{agg} = {o}[0]")
             self.emit(depth + 1, f"{a} = {self.call(logic, env, agg)}")
+
+
+def _expr(var: Var) -> str:
+    """Code for a table value: its decoded name, else its bytes."""
+    return str(var.name or var.raw)
+
+
+def _needs_old(node: Node) -> bool:
+    """Whether a table's old values matter below `node`: a regrouping (group_by) subtracts
+    them from their group, and a filter forwards nothing when neither passes."""
+    todo = list(node.children)
+    while todo:
+        child = todo.pop()
+        if child.kind in ("repartition", "filter", "filter_not"):
+            return True
+        if child.kind == "map_values":
+            todo.extend(child.children)
+    return False

@@ -301,6 +301,8 @@ def _build_stream(
                 names.new(base or f"{stream.name}-{kind.replace('_', '-')}"),
                 kind,
                 getattr(step, kind),
+                # filter, filter_not and map_values on a table work on its updates.
+                table=_flow_at(stream, j) == "table",
             )
             attach(node)
     if prev is None:
@@ -309,6 +311,11 @@ def _build_stream(
     if not (stream.steps and is_terminal(stream.steps[-1])):
         assert prev is not None
         outputs[stream.name] = prev
+
+
+def _flow_at(entry: Stream | Table, j: int) -> Flow:
+    start: Flow = "table" if isinstance(entry, Table) else "stream"
+    return flows(start, entry.steps)[j]
 
 
 def _from_table(entry: Stream | Table, j: int) -> bool:

@@ -328,7 +328,8 @@ def _task_groups(g: graph.Graph) -> tuple[tuple[str, ...], ...]:
     """The source topics of every sub-topology that reads more than one topic."""
     groups = []
     for component in g.components():
-        topics = sorted({t for n in component if n.kind in ("source", "table_source") for t in n.topics})
+        sources = [n for n in component if n.kind in ("source", "table_source")]
+        topics = sorted({t for n in sources for t in n.topics})
         if len(topics) > 1:
             groups.append(tuple(topics))
     return tuple(groups)

@@ -141,7 +141,6 @@ FIXED_DIFFERENCES: dict[str, KnownDifference] = {
 
 # Operations without a conformance twin, and why.
 NOT_COVERED = {
-    "KTable filter / map_values": "not in kgen yet",
     "dead_letter / on_error": "kgen's own error policy (KIP-1034 headers): not part of the suite",
     "several partitions": "both drivers have one partition per topic and take records in order",
 }

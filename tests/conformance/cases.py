@@ -115,6 +115,25 @@ def regroup(rng: random.Random) -> Case:
     return records
 
 
+def table_ops(rng: random.Random) -> Case:
+    keys = ["u1", "u2", "ü3", "", None]
+
+    def user() -> dict[str, Any] | None:
+        roll = rng.random()
+        if roll < 0.2:
+            return None  # a deletion (of a row that may not exist)
+        value: dict[str, Any] = {}
+        if roll > 0.3:
+            value["active"] = rng.random() < 0.5
+        if rng.random() < 0.8:
+            value["name"] = rng.choice(WORDS)
+        if rng.random() < 0.9:
+            value["region"] = rng.choice(REGIONS)
+        return value
+
+    return [_record("t-users", rng.choice(keys), user(), rng) for _ in range(rng.randint(1, 15))]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -123,6 +142,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "aggregate": aggregate,
     "tables": tables,
     "regroup": regroup,
+    "table-ops": table_ops,
 }
 
 

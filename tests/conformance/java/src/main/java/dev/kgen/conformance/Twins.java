@@ -14,6 +14,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
@@ -44,7 +45,8 @@ final class Twins {
                 "reduce", reduce(),
                 "aggregate", aggregate(),
                 "tables", tables(),
-                "regroup", regroup());
+                "regroup", regroup(),
+                "table-ops", tableOps());
     }
 
     static int len(String s) {
@@ -242,5 +244,34 @@ final class Twins {
                 },
                 Map.of("members", STRING_JSON, "accounts", STRING_JSON),
                 Map.of("region-counts", STRING_LONG, "region-totals", STRING_LONG));
+    }
+
+    static boolean active(JsonNode v) {
+        return v.hasNonNull("active") && v.get("active").asBoolean();
+    }
+
+    static Twin tableOps() {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KTable<String, JsonNode> users = builder.table("t-users", Consumed.with(S, J), store("t-users", J));
+                    users.filter((k, v) -> active(v)).toStream().to("t-active", Produced.with(S, J));
+                    users.filterNot((k, v) -> active(v)).toStream().to("t-inactive", Produced.with(S, J));
+                    users.mapValues(v -> v.hasNonNull("name") ? v.get("name").asText() : null)
+                            .toStream()
+                            .to("t-names", Produced.with(S, S));
+                    users.filter((k, v) -> active(v))
+                            .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
+                            .count(store("t-active-per-region", L))
+                            .toStream()
+                            .to("t-active-per-region", Produced.with(S, L));
+                    return builder.build();
+                },
+                Map.of("t-users", STRING_JSON),
+                Map.of(
+                        "t-active", STRING_JSON,
+                        "t-inactive", STRING_JSON,
+                        "t-names", STRING_STRING,
+                        "t-active-per-region", STRING_LONG));
     }
 }
