@@ -48,6 +48,8 @@ class RecordCollector:
         self.eos = exactly_once
         self.producer: Producer
         self.in_transaction = False
+        # init_transactions() has completed on the current producer.
+        self.ready = not exactly_once
         # A failed delivery under at-least-once: the commit must not claim its input as done.
         self.delivery_error: KafkaError | None = None
         # Delivery failures since the last look: counted, and logged a few at a time.
@@ -58,8 +60,19 @@ class RecordCollector:
         self.producer = Producer(self.config)
 
     def init(self) -> None:
-        if self.eos:
-            self._bounded(self.producer.init_transactions, "init_transactions")
+        """Initialise transactions; after a time-out, calling again resumes (librdkafka)."""
+        if self.eos and not self.ready:
+            try:
+                self._bounded(self.producer.init_transactions, "init_transactions")
+            except KafkaException as exc:
+                if (
+                    exc.args[0].code() in (KafkaError._CONFLICT, KafkaError._FENCED)
+                    or exc.args[0].fatal()
+                ):
+                    # The earlier call is still stuck in librdkafka, or this producer is done.
+                    self._replace(initialise=False)
+                raise
+            self.ready = True
 
     def begin(self) -> None:
         if self.eos and not self.in_transaction:
@@ -90,8 +103,19 @@ class RecordCollector:
                 raise KafkaException(err)
 
     def _flush(self) -> None:
-        if self.producer.flush(TIMEOUT_S) > 0:
+        try:
+            left = self.producer.flush(TIMEOUT_S)
+        except SystemError as exc:
+            raise _client_error(exc) from exc
+        if left > 0:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "producer flush timed out"))
+
+    def poll(self) -> None:
+        """Serve delivery reports and client events."""
+        try:
+            self.producer.poll(0)
+        except SystemError as exc:
+            raise _client_error(exc) from exc
 
     def reset(self, cause: KafkaError) -> None:
         """Throw away what was produced since the last commit, so the loop can start again from
@@ -100,13 +124,18 @@ class RecordCollector:
         if not self.eos:
             # Nothing to abort: records already sent stay (at-least-once); queued ones go.
             self.producer.purge(in_queue=True, in_flight=False)
-            self.producer.poll(0)
+            self.poll()
+            return
+        if not self.ready:
+            # A producer whose transactions are not initialised yet (a replacement whose
+            # init_transactions timed out while the cluster was away): finish that first.
+            self.init()
             return
         if self.in_transaction and not cause.fatal() and cause.code() != KafkaError._TIMED_OUT:
             try:
                 self._bounded(self.producer.abort_transaction, "abort_transaction")
                 self.in_transaction = False
-                self.producer.poll(0)
+                self.poll()
                 return
             except KafkaException as exc:
                 log.info(
@@ -118,15 +147,17 @@ class RecordCollector:
             return
         self._replace()
 
-    def _replace(self) -> None:
+    def _replace(self, *, initialise: bool = True) -> None:
         # The old producer is only referenced by the list handed over, so it is destroyed
         # on the thread that clears it, never here.
         old = [self.producer]
         self.producer = Producer(self.config)
         self.in_transaction = False
+        self.ready = False
         _discard(old)
-        # Fences the old producer's epoch and aborts the transaction it left open.
-        self._bounded(self.producer.init_transactions, "init_transactions")
+        if initialise:
+            # Fences the old producer's epoch and aborts the transaction it left open.
+            self.init()
 
     def close(self) -> None:
         try:
@@ -159,6 +190,8 @@ class RecordCollector:
                     f"{name} hung for {TIMEOUT_S + GRACE_S:.0f} s in librdkafka: abandoned",
                 )
             )
+        if isinstance(outcome[0], SystemError):
+            raise _client_error(outcome[0])
         if outcome[0] is not None:
             raise outcome[0]
 
@@ -180,6 +213,16 @@ class RecordCollector:
                 log.error("delivery to %s failed: %s", msg.topic(), err)
             if self.delivery_error is None and not self.eos:
                 self.delivery_error = err
+
+
+def _client_error(exc: SystemError) -> KafkaException:
+    """confluent-kafka runs delivery callbacks while a fatal error is pending, and the first
+    call into the client from one then fails with SystemError "returned a result with an
+    exception set": the error that matters is the pending one, its cause."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, KafkaException):
+        return cause
+    return KafkaException(KafkaError(KafkaError._FATAL, f"Kafka client: {exc}"))
 
 
 def _discard(holder: list[Producer]) -> None:

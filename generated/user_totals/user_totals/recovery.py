@@ -45,6 +45,8 @@ TIMEOUT_S = 30.0
 PROBE_EVERY_S = 2.0
 # Back-off between recovery attempts: doubles from the first to the last.
 BACKOFF_S = (0.1, 5.0)
+# A failure this long after the last recovery starts a new episode.
+QUIET_S = 10.0
 # Errors no retry can fix: the app stops and says which.
 PERMANENT = frozenset(
     {
@@ -95,6 +97,9 @@ class Recovery:
         consumer_fatal: KafkaError | None
         failed_commits: int
         recoveries: int
+        failing_since: float | None
+        recovered_at: float
+        failures: int
         dirty: bool
         positions: list[TopicPartition]
 
@@ -116,21 +121,27 @@ class Recovery:
                     f"{MAX_FAILED_COMMITS} commits in a row failed on {err}: an output record is refused by "
                     "the broker (e.g. larger than the topic's max.message.bytes); stopping",
                 )
+        now = time.monotonic()
         if self.broken is None:
-            self.broken_since = time.monotonic()
+            self.broken_since = now
             self.recovery_attempts = 0
             log.warning(
                 "Kafka error: %s. Going back to the last commit (abort, rewind) and on from there",
                 err,
             )
+            # Failures that follow each other without a commit between them (nor 10 s of quiet)
+            # are one episode: it is bounded as a whole, and backs off as it goes on.
+            if self.failing_since is None or now - self.recovered_at > QUIET_S:
+                self.failing_since, self.failures = now, 0
+            self.failures += 1
+            self.next_recovery = now + (backoff(self.failures - 2) if self.failures > 1 else 0.0)
         self.broken = err
-        self.next_recovery = 0.0
 
     def _recover(self) -> None:
         err = self.broken
         assert err is not None
         now = time.monotonic()
-        self._check_bound(min(self.broken_since, self.unreachable_since or now), err)
+        self._check_bound(min(self.failing_since or now, self.unreachable_since or now), err)
         if now < self.next_recovery:
             time.sleep(min(0.1, self.next_recovery - now))
             return
@@ -150,6 +161,7 @@ class Recovery:
             log.warning("recovery not possible yet (%s): trying again", exc.args[0])
             return
         self.recoveries += 1
+        self.recovered_at = time.monotonic()
         log.info(
             "recovered from %s in %.1f s (%d attempts): reading on from the committed offsets",
             err,

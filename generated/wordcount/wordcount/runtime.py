@@ -164,6 +164,10 @@ class Runner(Recovery, Rebalancing):
         self.next_probe = 0.0
         self.consumer_fatal: KafkaError | None = None
         self.failed_commits = 0
+        # The failure episode under way: since when, how many failures (see recovery.py).
+        self.failing_since: float | None = None
+        self.recovered_at = 0.0
+        self.failures = 0
         self.processed = 0
         self.commits = 0
         self.recoveries = 0
@@ -314,7 +318,7 @@ class Runner(Recovery, Rebalancing):
             self.collector.backpressure()
             if batch[-1].error() is None:
                 self.unreachable_since = None
-        self.collector.producer.poll(0)
+        self.collector.poll()
         return bool(batch)
 
     def _close(self) -> None:
@@ -366,6 +370,7 @@ class Runner(Recovery, Rebalancing):
         self.dirty = False
         self.commits += 1
         self.failed_commits = 0
+        self.failing_since = None
         self.unreachable_since = None
 
     def _purge(self) -> None:
