@@ -38,15 +38,24 @@ final class Twins {
     private Twins() {}
 
     static Map<String, Twin> all() {
+        return all("");
+    }
+
+    /**
+     * Every twin, writing to its sink topics renamed to {@code sinkPrefix + name} (the
+     * {@code outputs} of each twin keep the spec's names). {@code all("")} is {@link #all()}:
+     * the broker run uses a prefix so that a twin and the kgen app can write side by side.
+     */
+    static Map<String, Twin> all(String sinkPrefix) {
         return Map.of(
-                "stateless", stateless(),
-                "merge", merge(),
-                "wordcount", wordcount(),
-                "reduce", reduce(),
-                "aggregate", aggregate(),
-                "tables", tables(),
-                "regroup", regroup(),
-                "table-ops", tableOps());
+                "stateless", stateless(sinkPrefix),
+                "merge", merge(sinkPrefix),
+                "wordcount", wordcount(sinkPrefix),
+                "reduce", reduce(sinkPrefix),
+                "aggregate", aggregate(sinkPrefix),
+                "tables", tables(sinkPrefix),
+                "regroup", regroup(sinkPrefix),
+                "table-ops", tableOps(sinkPrefix));
     }
 
     static int len(String s) {
@@ -63,20 +72,20 @@ final class Twins {
                 .withValueSerde(values);
     }
 
-    static Twin stateless() {
+    static Twin stateless(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
                     KStream<String, String> text = builder.stream("text", Consumed.with(S, S));
                     text.filter((k, v) -> v != null && len(v) % 2 == 0)
                             .mapValues(v -> v + "!")
-                            .to("evens", Produced.with(S, S));
+                            .to(sinks + "evens", Produced.with(S, S));
                     text.filterNot((k, v) -> k == null || k.isEmpty())
                             .selectKey((k, v) -> k + "|" + (v == null ? "" : v))
                             .peek((k, v) -> len(k))
-                            .to("rekeyed", Produced.with(S, S));
+                            .to(sinks + "rekeyed", Produced.with(S, S));
                     text.map((k, v) -> KeyValue.pair(v, k))
-                            .to((k, v, ctx) -> v != null && v.startsWith("a") ? "swapped-a" : "swapped-b",
+                            .to((k, v, ctx) -> v != null && v.startsWith("a") ? sinks + "swapped-a" : sinks + "swapped-b",
                                     Produced.with(S, S));
                     text.flatMap((k, v) -> {
                                 List<KeyValue<String, String>> out = new ArrayList<>();
@@ -87,13 +96,13 @@ final class Twins {
                                 }
                                 return out;
                             })
-                            .to("words", Produced.with(S, S));
+                            .to(sinks + "words", Produced.with(S, S));
                     text.flatMapValues(v -> v == null || v.isEmpty() ? List.<String>of() : List.of(v, v + "~"))
                             .split()
-                            .branch((k, v) -> len(v) > 4, Branched.withConsumer(s -> s.to("long", Produced.with(S, S))))
-                            .branch((k, v) -> len(v) > 2, Branched.withConsumer(s -> s.to("short", Produced.with(S, S))))
+                            .branch((k, v) -> len(v) > 4, Branched.withConsumer(s -> s.to(sinks + "long", Produced.with(S, S))))
+                            .branch((k, v) -> len(v) > 2, Branched.withConsumer(s -> s.to(sinks + "short", Produced.with(S, S))))
                             .defaultBranch(Branched.withConsumer(
-                                    s -> s.mapValues(v -> "<" + v + ">").to("rest", Produced.with(S, S))));
+                                    s -> s.mapValues(v -> "<" + v + ">").to(sinks + "rest", Produced.with(S, S))));
                     return builder.build();
                 },
                 Map.of("text", STRING_STRING),
@@ -108,7 +117,7 @@ final class Twins {
                         "rest", STRING_STRING));
     }
 
-    static Twin merge() {
+    static Twin merge(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
@@ -116,17 +125,17 @@ final class Twins {
                     KStream<String, String> right = builder.stream("right", Consumed.with(S, S));
                     left.mapValues(v -> "L:" + (v == null ? "" : v))
                             .merge(right.mapValues(v -> "R:" + (v == null ? "" : v)))
-                            .to("merged", Produced.with(S, S));
+                            .to(sinks + "merged", Produced.with(S, S));
                     // kgen's `from = ["left", "right"]`: one source of two topics. A topic has one
                     // source node in Kafka Streams, so the twin merges the two sources.
-                    left.merge(right).to("both", Produced.with(S, S));
+                    left.merge(right).to(sinks + "both", Produced.with(S, S));
                     return builder.build();
                 },
                 Map.of("left", STRING_STRING, "right", STRING_STRING),
                 Map.of("merged", STRING_STRING, "both", STRING_STRING));
     }
 
-    static Twin wordcount() {
+    static Twin wordcount(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
@@ -143,14 +152,14 @@ final class Twins {
                             .groupBy((k, w) -> w, Grouped.with(S, S))
                             .count(store("word-counts", L))
                             .toStream()
-                            .to("word-counts", Produced.with(S, L));
+                            .to(sinks + "word-counts", Produced.with(S, L));
                     return builder.build();
                 },
                 Map.of("lines", STRING_STRING),
                 Map.of("word-counts", STRING_LONG));
     }
 
-    static Twin reduce() {
+    static Twin reduce(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
@@ -158,19 +167,19 @@ final class Twins {
                     amounts.groupByKey(Grouped.with(S, L))
                             .reduce(Long::sum, store("sums", L))
                             .toStream()
-                            .to("sums", Produced.with(S, L));
+                            .to(sinks + "sums", Produced.with(S, L));
                     amounts.selectKey((k, v) -> v == null ? "none" : "k" + (v % 3))
                             .groupByKey(Grouped.with(S, L))
                             .reduce(Math::max, store("maxes", L))
                             .toStream()
-                            .to("maxes", Produced.with(S, L));
+                            .to(sinks + "maxes", Produced.with(S, L));
                     return builder.build();
                 },
                 Map.of("amounts", STRING_LONG),
                 Map.of("sums", STRING_LONG, "maxes", STRING_LONG));
     }
 
-    static Twin aggregate() {
+    static Twin aggregate(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
@@ -194,24 +203,24 @@ final class Twins {
                                     },
                                     store("pages", J))
                             .toStream()
-                            .to("per-page", Produced.with(S, J));
+                            .to(sinks + "per-page", Produced.with(S, J));
                     return builder.build();
                 },
                 Map.of("clicks", STRING_JSON),
                 Map.of("per-page", STRING_JSON));
     }
 
-    static Twin tables() {
+    static Twin tables(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
                     builder.table("users", Consumed.with(S, J), store("users", J))
                             .toStream()
                             .mapValues(v -> v == null || !v.hasNonNull("name") ? null : v.get("name").asText())
-                            .to("user-names", Produced.with(S, S));
+                            .to(sinks + "user-names", Produced.with(S, S));
                     builder.table("profiles", Consumed.with(S, S), store("profiles", S))
                             .toStream()
-                            .to("profile-updates", Produced.with(S, S));
+                            .to(sinks + "profile-updates", Produced.with(S, S));
                     return builder.build();
                 },
                 Map.of("users", STRING_JSON, "profiles", STRING_STRING),
@@ -222,7 +231,7 @@ final class Twins {
         return v.hasNonNull("region") ? v.get("region").asText() : null;
     }
 
-    static Twin regroup() {
+    static Twin regroup(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
@@ -230,7 +239,7 @@ final class Twins {
                             .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
                             .count(store("region-counts", L))
                             .toStream()
-                            .to("region-counts", Produced.with(S, L));
+                            .to(sinks + "region-counts", Produced.with(S, L));
                     builder.table("accounts", Consumed.with(S, J), store("accounts", J))
                             .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
                             .aggregate(
@@ -239,7 +248,7 @@ final class Twins {
                                     (k, v, agg) -> agg - v.get("amount").asLong(),
                                     store("region-totals", L))
                             .toStream()
-                            .to("region-totals", Produced.with(S, L));
+                            .to(sinks + "region-totals", Produced.with(S, L));
                     return builder.build();
                 },
                 Map.of("members", STRING_JSON, "accounts", STRING_JSON),
@@ -250,21 +259,21 @@ final class Twins {
         return v.hasNonNull("active") && v.get("active").asBoolean();
     }
 
-    static Twin tableOps() {
+    static Twin tableOps(String sinks) {
         return new Twin(
                 () -> {
                     StreamsBuilder builder = new StreamsBuilder();
                     KTable<String, JsonNode> users = builder.table("t-users", Consumed.with(S, J), store("t-users", J));
-                    users.filter((k, v) -> active(v)).toStream().to("t-active", Produced.with(S, J));
-                    users.filterNot((k, v) -> active(v)).toStream().to("t-inactive", Produced.with(S, J));
+                    users.filter((k, v) -> active(v)).toStream().to(sinks + "t-active", Produced.with(S, J));
+                    users.filterNot((k, v) -> active(v)).toStream().to(sinks + "t-inactive", Produced.with(S, J));
                     users.mapValues(v -> v.hasNonNull("name") ? v.get("name").asText() : null)
                             .toStream()
-                            .to("t-names", Produced.with(S, S));
+                            .to(sinks + "t-names", Produced.with(S, S));
                     users.filter((k, v) -> active(v))
                             .groupBy((k, v) -> KeyValue.pair(region(v), v), Grouped.with(S, J))
                             .count(store("t-active-per-region", L))
                             .toStream()
-                            .to("t-active-per-region", Produced.with(S, L));
+                            .to(sinks + "t-active-per-region", Produced.with(S, L));
                     return builder.build();
                 },
                 Map.of("t-users", STRING_JSON),
