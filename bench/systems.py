@@ -348,8 +348,8 @@ def _everything(_key: bytes, value: bytes, _obj: dict[str, Any]) -> Iterable[byt
 def build_app(spec: Path, root: Path) -> BuiltApp:
     """Generate the app of `spec` into `root` with kgen's API."""
     # Imported here: only the kgen systems (and the restore benchmark) need the generator.
-    from kgen import emit, render
-    from kgen.planner import plan
+    from kgen.codegen import emit, render
+    from kgen.plan.planner import plan
     from kgen.spec.load import load_spec
 
     loaded = load_spec(spec, display_path=f"bench/specs/{spec.name}")

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kgen import __version__, describe, emit, render
-from kgen.plan import AppPlan
-from kgen.planner import plan as make_plan
+from kgen import __version__
+from kgen.codegen import emit, render
+from kgen.plan import describe
+from kgen.plan.models import AppPlan
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import LoadedSpec, load_spec
 

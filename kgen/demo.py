@@ -16,8 +16,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from kgen import emit, render, topics
-from kgen.planner import plan as make_plan
+from kgen import topics
+from kgen.codegen import emit, render
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 

@@ -13,8 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from kgen import emit, render
-from kgen.planner import plan as make_plan
+from kgen.codegen import emit, render
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from kgen import emit, render
-from kgen.planner import plan
+from kgen.codegen import emit, render
+from kgen.plan.planner import plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

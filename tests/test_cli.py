@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kgen import __version__, cli, emit, render
+from kgen import __version__, cli
+from kgen.codegen import emit, render
 from kgen.spec import Spec
 from kgen.starter import starter_spec
 

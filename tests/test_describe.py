@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kgen import describe
-from kgen.plan import AppPlan
-from kgen.planner import plan as make_plan
+from kgen.plan import describe
+from kgen.plan.models import AppPlan
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kgen import expr
+from kgen.spec import expr
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kgen.planner import plan as make_plan
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from kgen import __version__, emit, render
-from kgen.planner import plan as make_plan
+from kgen import __version__
+from kgen.codegen import emit, render
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent

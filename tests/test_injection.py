@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kgen import render
+from kgen.codegen import render
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 

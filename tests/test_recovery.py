@@ -19,8 +19,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from conftest import ROOT, App, BuildApp
 
-from kgen import emit, render, topics
-from kgen.planner import plan as make_plan
+from kgen import topics
+from kgen.codegen import emit, render
+from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 SIBLINGS = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import App, BuildApp
 
-from kgen.planner import plan
+from kgen.plan.planner import plan
 from kgen.spec.load import load_spec
 
 TABLES = """

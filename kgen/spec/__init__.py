@@ -6,6 +6,8 @@
 - `parts`: a document that does not validate, validated again without its parts with errors,
   so the checks still see the rest;
 - `modules`: the modules of `imports` and function references, looked up as the app will;
+- `expr`: the inline Python expressions of steps, parsed and checked (and re-printed by
+  `kgen.codegen`);
 - `errors`: the problems as values (`SpecError`, `SpecInvalid`).
 
 The models are importable from here: `from kgen.spec import Spec`.

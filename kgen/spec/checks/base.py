@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from kgen.flow import AGGREGATIONS, flows, is_terminal
+from kgen.plan.flow import AGGREGATIONS, flows, is_terminal
 from kgen.spec.errors import Loc, SpecError
 from kgen.spec.locator import Locator
 from kgen.spec.models import (

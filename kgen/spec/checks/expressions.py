@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
-from kgen import expr
+from kgen.spec import expr
 from kgen.spec.checks.base import Checks, did_you_mean
 from kgen.spec.checks.imports import check_function
 from kgen.spec.errors import Loc

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from kgen import expr
+from kgen.spec import expr
 from kgen.spec.checks.base import Checks, did_you_mean
 from kgen.spec.errors import Loc
 from kgen.spec.models import Spec

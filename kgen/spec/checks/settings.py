@@ -6,7 +6,7 @@ import keyword
 import re
 import sys
 
-from kgen import expr
+from kgen.spec import expr
 from kgen.spec.checks.base import Checks, toml_key
 from kgen.spec.models import package_name
 

@@ -4,7 +4,7 @@ because it did not validate."""
 
 from __future__ import annotations
 
-from kgen.flow import AGGREGATIONS, ALLOWED, Flow, after, flows, is_terminal, step_allowed
+from kgen.plan.flow import AGGREGATIONS, ALLOWED, Flow, after, flows, is_terminal, step_allowed
 from kgen.spec.checks.base import Checks, operation
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc

@@ -3,8 +3,8 @@ the internal topics named after steps and stores."""
 
 from __future__ import annotations
 
-from kgen import graph
-from kgen.flow import is_terminal
+from kgen.plan import graph
+from kgen.plan.flow import is_terminal
 from kgen.spec.checks.base import (
     Checks,
     did_you_mean,

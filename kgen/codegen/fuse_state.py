@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from kgen.fuse_base import (
+from kgen.codegen.fuse_base import (
     AGGREGATE_FORMAT,
     COUNT_FORMAT,
     REGROUP_HEADER,
@@ -15,7 +15,7 @@ from kgen.fuse_base import (
     TopicFormats,
     Var,
 )
-from kgen.graph import Node
+from kgen.plan.graph import Node
 from kgen.spec import Aggregate, Logic, Reduce
 
 

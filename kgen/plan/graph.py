@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kgen.flow import AGGREGATIONS, Flow, flows, is_terminal
+from kgen.plan.flow import AGGREGATIONS, Flow, flows, is_terminal
 from kgen.spec import (
     BranchStep,
     Count,

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from kgen import expr
-from kgen.graph import Node
-from kgen.spec import Aggregate, FunctionRef, Logic, Reduce
+from kgen.plan.graph import Node
+from kgen.spec import Aggregate, FunctionRef, Logic, Reduce, expr
 
 # The header that marks a grouped table's repartition record as taking a value out of its
 # group (the record with the value to add has none).

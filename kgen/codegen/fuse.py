@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from kgen.fuse_base import Env, TopicFormats, Var, function_alias
-from kgen.fuse_state import StatefulFuser
-from kgen.graph import Node
+from kgen.codegen.fuse_base import Env, TopicFormats, Var, function_alias
+from kgen.codegen.fuse_state import StatefulFuser
+from kgen.plan.graph import Node
 
 __all__ = ["Fuser", "TopicFormats", "function_alias"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from kgen.plan import AppPlan, Processor
+from kgen.plan.models import AppPlan, Processor
 
 
 def _predecessors(plan: AppPlan) -> dict[str, list[str]]:

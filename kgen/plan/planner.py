@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from kgen import __version__, graph
-from kgen.fuse import Fuser, TopicFormats, function_alias
-from kgen.plan import (
+from kgen import __version__
+from kgen.codegen.fuse import Fuser, TopicFormats, function_alias
+from kgen.plan import graph
+from kgen.plan.models import (
     AppPlan,
     EmitFunction,
     FunctionImport,

@@ -15,8 +15,8 @@ import black
 import jinja2
 from black.mode import TargetVersion
 
-from kgen import describe
-from kgen.plan import AppPlan
+from kgen.plan import describe
+from kgen.plan.models import AppPlan
 
 BLACK_MODE = black.Mode(target_versions={TargetVersion.PY311}, line_length=100)
 
@@ -62,7 +62,7 @@ STATEFUL_ONLY = frozenset(
 
 def templates_dir() -> Path:
     """templates/ beside kgen/ in a checkout; the kgen.templates package in a wheel."""
-    checkout = Path(__file__).resolve().parent.parent / "templates"
+    checkout = Path(__file__).resolve().parents[2] / "templates"
     if (checkout / "app").is_dir():
         return checkout
     return Path(str(resources.files("kgen.templates")))
