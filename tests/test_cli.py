@@ -32,7 +32,8 @@ Topologies:
 
 
 # Files of an app without state stores.
-STATELESS_FILES = len(render.FILES) - len(render.STATEFUL_ONLY)
+# A stateless app whose sub-topologies read one topic each: no stores, no tasks module.
+STATELESS_FILES = len(render.FILES) - len(render.STATEFUL_ONLY) - len(render.TASKS_ONLY)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

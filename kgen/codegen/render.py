@@ -50,6 +50,8 @@ FILES = (
     ("app/tests/test_state.py.j2", "tests/test_{pkg}_state.py"),
 )
 # Only apps with state stores get these.
+# Only for apps with a sub-topology that reads several topics (timestamp-ordered tasks).
+TASKS_ONLY = frozenset({"app/package/tasks.py.j2"})
 STATEFUL_ONLY = frozenset(
     {
         "app/package/state.py.j2",
@@ -135,7 +137,7 @@ def render(plan: AppPlan) -> dict[str, str]:
     for template, target in FILES:
         if template in STATEFUL_ONLY and not plan.stores:
             continue
-        if template == "app/package/tasks.py.j2" and not plan.task_groups:
+        if template in TASKS_ONLY and not plan.task_groups:
             continue  # no sub-topology reads several topics: records go in fetch order
         path = target.format(pkg=plan.package)
         text = env.get_template(template).render(header=_header_for(plan, path), **context)
