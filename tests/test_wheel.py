@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -35,3 +36,35 @@ def test_wheel_ships_every_template(tmp_path: Path) -> None:
     missing = {t for t in templates if f"kgen/{t}" not in names}
     assert not missing, f"not in the wheel: {sorted(missing)}"
     assert "kgen/cli.py" in names and "kgen/kafka/broker.py" in names
+
+    # An installed kgen (the wheel unpacked, not the checkout) finds them and builds an app.
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    out = tmp_path / "app"
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kgen",
+            "build",
+            str(ROOT / "specs/payments.toml"),
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert (out / "payments" / "runtime.py").is_file()
+    where = subprocess.run(
+        [sys.executable, "-c", "from kgen.codegen import render; print(render.templates_dir())"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert where.stdout.strip() == str(installed / "kgen" / "templates")

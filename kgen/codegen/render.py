@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +62,12 @@ STATEFUL_ONLY = frozenset(
 
 
 def templates_dir() -> Path:
-    """templates/ beside kgen/ in a checkout; the kgen.templates package in a wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "templates"
-    if (checkout / "app").is_dir():
-        return checkout
-    return Path(str(resources.files("kgen.templates")))
+    """templates/ beside kgen/ in a checkout; kgen/templates in an installed wheel."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "templates", package / "templates"):
+        if (candidate / "app").is_dir():
+            return candidate
+    raise FileNotFoundError(f"kgen's templates are neither in {package.parent} nor in {package}")
 
 
 def py(value: Any) -> str:
