@@ -12,6 +12,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from kgen import topics
 from kgen.codegen import emit, render
 from kgen.plan.planner import plan
 from kgen.spec.load import load_spec
@@ -80,4 +81,33 @@ def start_app(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subproces
         env={**os.environ, "PYTHONPATH": str(app_dir)},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+    )
+
+
+def word_counts(bootstrap: str) -> dict[str, int]:
+    """wordcount's output as a table: the latest count per word, read with read_committed."""
+    latest: dict[str, int] = {}
+    for record in topics.read_committed(bootstrap, "word-counts"):
+        assert record.key is not None and record.value is not None
+        latest[record.key.decode()] = int.from_bytes(record.value, "big", signed=True)
+    return latest
+
+
+def wait_for_word_counts(
+    bootstrap: str, expected: dict[str, int], apps: list[subprocess.Popen[bytes]], log: Path
+) -> None:
+    """Until the table is `expected` (bounded: 240 s), checking that every app still runs."""
+    deadline = time.monotonic() + 240
+    table: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        for app in apps:
+            assert app.poll() is None, f"an instance exited:\n{log.read_text()[-4000:]}"
+        table = word_counts(bootstrap)
+        if table == expected:
+            return
+        time.sleep(2)
+    wrong = {w: (table.get(w), n) for w, n in expected.items() if table.get(w) != n}
+    raise AssertionError(
+        f"{len(wrong)} words wrong after 240 s, e.g. {list(wrong.items())[:5]}\n"
+        f"{log.read_text()[-4000:]}"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from example_apps import build_example, committed_offsets, start_app
+from example_apps import build_example, committed_offsets, start_app, wait_for_word_counts
 
 from kgen import topics
 from kgen.kafka import LocalKafka, LocalKafkaCluster
@@ -139,31 +139,6 @@ def _counts(end: int) -> dict[str, int]:
     return dict(Counter(w for _, line in _lines(0, end) for w in line.decode().split()))
 
 
-def _table(bootstrap: str) -> dict[str, int]:
-    latest: dict[str, int] = {}
-    for record in topics.read_committed(bootstrap, "word-counts"):
-        assert record.key is not None and record.value is not None
-        latest[record.key.decode()] = int.from_bytes(record.value, "big", signed=True)
-    return latest
-
-
-def _wait_for_table(
-    bootstrap: str, expected: dict[str, int], app: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + 180
-    table: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        assert app.poll() is None, f"the app exited:\n{log.read_text()[-4000:]}"
-        table = _table(bootstrap)
-        if table == expected:
-            return
-        time.sleep(2)
-    wrong = {w: (table.get(w), n) for w, n in expected.items() if table.get(w) != n}
-    raise AssertionError(
-        f"{len(wrong)} words wrong, e.g. {list(wrong.items())[:5]}\n{log.read_text()[-4000:]}"
-    )
-
-
 def test_stateful_app_rides_out_a_10_s_broker_outage(
     restartable_kafka: LocalKafka, tmp_path: Path
 ) -> None:
@@ -188,7 +163,7 @@ def test_stateful_app_rides_out_a_10_s_broker_outage(
             time.sleep(0.05)
         restartable_kafka.restart(downtime=10)
         topics.produce_all(bootstrap, "lines", _lines(first, total))
-        _wait_for_table(bootstrap, _counts(total), app, log)
+        wait_for_word_counts(bootstrap, _counts(total), [app], log)
     finally:
         if app.poll() is None:
             _stop([app], log)
@@ -241,7 +216,7 @@ def test_wordcount_rides_out_a_rolling_restart_of_3_brokers(
         done.set()
         feeder.join(120)
     try:
-        _wait_for_table(bootstrap, _counts(produced[0]), app, log)
+        wait_for_word_counts(bootstrap, _counts(produced[0]), [app], log)
     finally:
         if app.poll() is None:
             _stop([app], log)

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from example_apps import build_example, committed_offsets, start_app
+from example_apps import (
+    build_example,
+    committed_offsets,
+    start_app,
+    wait_for_word_counts,
+    word_counts,
+)
 
 from kgen import topics
 
@@ -96,31 +102,6 @@ def _low_watermarks(bootstrap: str, topic: str) -> list[int]:
         consumer.close()
 
 
-def _table(bootstrap: str) -> dict[str, int]:
-    """The output as a table: the latest count per word, read with read_committed."""
-    latest: dict[str, int] = {}
-    for record in topics.read_committed(bootstrap, "word-counts"):
-        assert record.key is not None and record.value is not None
-        latest[record.key.decode()] = int.from_bytes(record.value, "big", signed=True)
-    return latest
-
-
-def _wait_for_table(
-    bootstrap: str, expected: dict[str, int], apps: list[subprocess.Popen[bytes]], log: str
-) -> None:
-    deadline = time.monotonic() + 240
-    table: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        for app in apps:
-            assert app.poll() is None, f"an instance exited:\n{log[-4000:]}"
-        table = _table(bootstrap)
-        if table == expected:
-            return
-        time.sleep(2)
-    wrong = {w: (table.get(w), n) for w, n in expected.items() if table.get(w) != n}
-    raise AssertionError(f"{len(wrong)} words wrong after 240 s, e.g. {list(wrong.items())[:5]}")
-
-
 def _stop(apps: list[subprocess.Popen[bytes]], log: Path) -> None:
     for app in apps:
         app.send_signal(signal.SIGTERM)
@@ -171,10 +152,10 @@ def test_sigkill_twice_restores_only_the_changelog_tail(
         logs[2],
         *("--instance-id", "b", "--state-dir", state, "--purge-interval-ms", "500"),
     )
-    _wait_for_table(bootstrap, expected, [last], logs[2].read_text())
+    wait_for_word_counts(bootstrap, expected, [last], logs[2])
     time.sleep(1.5)  # a purge after the last commits
     _stop([last], logs[2])
-    assert _table(bootstrap) == expected
+    assert word_counts(bootstrap) == expected
     assert _committed_lines(bootstrap, app_id) == len(lines)
     # Consumed repartition records were deleted (delete-records up to the committed offsets).
     purged = _low_watermarks(bootstrap, f"{app_id}-word-counts-repartition")
@@ -223,9 +204,9 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
         topics.produce_all(bootstrap, "lines", ((f"l{i}".encode(), ln.encode()) for i, ln in rest))
 
         survivors = apps[1:]
-        _wait_for_table(bootstrap, expected, survivors, logs[1].read_text())
+        wait_for_word_counts(bootstrap, expected, survivors, logs[1])
         _stop(survivors, logs[1])
-        assert _table(bootstrap) == expected
+        assert word_counts(bootstrap) == expected
         assert _committed_lines(bootstrap, app_id) == len(lines)
         # The survivors took the dead instance's partitions over, restoring their stores.
         taken = sum(_restores(log.read_text())[0] for log in logs[1:])
