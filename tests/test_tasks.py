@@ -61,6 +61,9 @@ def test_a_merge_takes_its_inputs_in_timestamp_order(
             "3",
             "--batch-size",
             "100",
+            # The order is the point here, not the bound on waiting for a slow fetch.
+            "--max-task-idle-ms",
+            "5000",
         ],
         cwd=app.root,
         env=app.env(),
