@@ -35,6 +35,10 @@ class RepeatFilter(logging.Filter):
         self.seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and _routine(record):
+            # librdkafka warns of retries it makes on its own as a matter of course (the
+            # transaction coordinator still loading after a start): information, no more.
+            record.levelno, record.levelname = logging.INFO, "INFO"
         if record.levelno < logging.WARNING:
             return True
         kind = (record.name, record.levelno, _VARYING.sub("#", record.getMessage()))
@@ -62,6 +66,11 @@ class RepeatFilter(logging.Filter):
             logging.getLogger(name).info(
                 "%d more lines like %r in the last %.0f s", held, kind[2][:120], WINDOW_S
             )
+
+
+def _routine(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return message.startswith("GETPID") and message.endswith("retrying")
 
 
 def setup(level: str) -> RepeatFilter:
