@@ -42,7 +42,9 @@ class Fuser(StatefulFuser):
         if len(sources) == 1:
             self.source(sources[0], env, formats, 0)
             return self.lines
-        self.prepare_fields(self.reads([c for s in sources for c in s.successors()], env), env, 0)
+        # (A table's steps run from its store's updates, not here: they read nothing of it.)
+        streams = [s for s in sources if s.kind != "table_source"]
+        self.prepare_fields(self.reads([c for s in streams for c in s.successors()], env), env, 0)
         for source in sources:
             self.isolated(0, partial(self.source, source, dict(env), formats))
         return self.lines

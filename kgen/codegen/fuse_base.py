@@ -65,6 +65,8 @@ class FuserBase:
         self.partition = "(msg.partition() or 0)"
         # Store name -> (key format, value format), as the code that writes it found them.
         self.store_formats: dict[str, TopicFormats] = {}
+        # Stores that keep a topic's value bytes (tables), not decoded objects.
+        self.raw_stores: set[str] = set()
         # Stateful nodes whose updates run downstream code: emitted as functions of their own.
         self.stateful: list[Node] = []
         # Failures name their node (Kafka Streams' processor node id): `at` holds the name of

@@ -297,12 +297,15 @@ def _build_stream(
                     outputs[f"{stream.name}.{branch.name}"] = child
         else:
             kind = _KINDS[type(step)]
+            on_table = _flow_at(stream, j) == "table"
             node = Node(
                 names.new(base or f"{stream.name}-{kind.replace('_', '-')}"),
                 kind,
                 getattr(step, kind),
-                # filter, filter_not and map_values on a table work on its updates.
-                table=_flow_at(stream, j) == "table",
+                # filter, filter_not and map_values on a table work on its updates, and may
+                # keep their result in a store.
+                table=on_table,
+                store=getattr(step, "store", None) if on_table else None,
             )
             attach(node)
     if prev is None:

@@ -147,6 +147,8 @@ class AppPlan:
     # Source topics of each sub-topology that reads several: its tasks take their partitions'
     # records in timestamp order (Kafka Streams' PartitionGroup).
     task_groups: tuple[tuple[str, ...], ...]
+    # Whether the per-record code produces anything (a spec of tables only does not).
+    process_produces: bool
     tests: tuple[TestCasePlan, ...]
     kgen_version: str
     spec_path: str

@@ -36,6 +36,12 @@ _DETAIL = {
     "to_stream": "to_stream",
 }
 _STATEFUL = ("table_source", "count", "reduce", "aggregate")
+# Table operations that keep their result in a store.
+_TABLE_OPS = ("filter", "filter_not", "map_values")
+
+
+def _stateful(node: graph.Node) -> bool:
+    return node.kind in _STATEFUL or (node.kind in _TABLE_OPS and node.store is not None)
 
 
 def plan(loaded: LoadedSpec) -> AppPlan:
@@ -136,6 +142,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         ),
         subtopologies=_subtopologies(g),
         task_groups=_task_groups(g),
+        process_produces=any("produce(" in line for b in blocks for line in b.lines),
         tests=_tests(spec, tuple(sinks), dlq),
         kgen_version=__version__,
         spec_path=loaded.display_path,
@@ -145,7 +152,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
 
 def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
     out: list[str] = []
-    stack = [n for n in g.walk() if n.kind in _STATEFUL]
+    stack = [n for n in g.walk() if _stateful(n)]
     seen: set[int] = set()
     while stack:
         node = stack.pop()
@@ -188,7 +195,7 @@ def _state(
                         (("cleanup.policy", "delete"), ("retention.ms", "-1")),
                     )
                 )
-            if node.kind not in _STATEFUL:
+            if not _stateful(node):
                 continue
             assert node.store is not None
             config = spec.stores.get(node.store) or StoreConfig()
@@ -198,11 +205,11 @@ def _state(
                 StorePlan(
                     name=node.store,
                     type=config.type,
-                    kind="table" if node.kind == "table_source" else node.kind,
+                    kind="table" if node.kind in ("table_source", *_TABLE_OPS) else node.kind,
                     cache_max_entries=config.cache_max_entries,
                     key_format=formats.key,
                     value_format=formats.value,
-                    raw_values=node.kind == "table_source",
+                    raw_values=node.store in fuser.raw_stores,
                     changelog_topic=changelog,
                     source_topics=topics,
                     emit_function=_emit_name(node.store),

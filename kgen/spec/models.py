@@ -99,10 +99,13 @@ class StepBase(Model):
 
 class Filter(StepBase):
     filter: Logic
+    # On a table: keep the result in this store (Kafka Streams' Materialized).
+    store: Name | None = None
 
 
 class FilterNot(StepBase):
     filter_not: Logic
+    store: Name | None = None
 
 
 class Map(StepBase):
@@ -111,6 +114,7 @@ class Map(StepBase):
 
 class MapValues(StepBase):
     map_values: Logic
+    store: Name | None = None
 
 
 class FlatMap(StepBase):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from kgen.plan.flow import AGGREGATIONS, flows, is_terminal
+from kgen.plan.flow import flows, is_terminal
 from kgen.spec.errors import Loc, SpecError
 from kgen.spec.locator import Locator
 from kgen.spec.models import (
@@ -148,8 +148,10 @@ class Checks:
             writers.setdefault(table.store, []).append(("tables", i, "store"))
         for base, entry in entries(self.spec):
             for j, step in enumerate(entry.steps):
-                if isinstance(step, AGGREGATIONS):
-                    writers.setdefault(step.store, []).append((*base, "steps", j, "store"))
+                # Aggregations, and a table's filter or map_values kept in a store.
+                store = getattr(step, "store", None)
+                if isinstance(store, str):
+                    writers.setdefault(store, []).append((*base, "steps", j, "store"))
         return writers
 
     def writer(self, loc: Loc) -> str:

@@ -89,6 +89,17 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
         allowed = step_allowed(flow, step)
         if not allowed and not stuck:
             flow_error(c, base, flow, step, maker=maker, grouping=grouping)
+        elif (
+            flow == "stream"
+            and getattr(step, "store", None) is not None
+            and not isinstance(step, AGGREGATIONS)
+        ):
+            c.error(
+                (*base, "store"),
+                f"{operation(step)} keeps no store on a stream: a store materializes a table's "
+                f"{operation(step)}",
+                "drop store, or apply the step to a table (before its to_stream)",
+            )
         stuck = not allowed and flow in ("grouped", "grouped_table")
         before.append(after(flow, step))
         if isinstance(step, (GroupBy, GroupByKey)):

@@ -274,6 +274,13 @@ final class Twins {
                             .count(store("t-active-per-region", L))
                             .toStream()
                             .to(sinks + "t-active-per-region", Produced.with(S, L));
+                    // Materialized: the result kept in a store of its own.
+                    users.filter((k, v) -> active(v), store("t-active-kept", J))
+                            .toStream()
+                            .to(sinks + "t-active-kept", Produced.with(S, J));
+                    users.mapValues(v -> v.hasNonNull("region") ? v.get("region").asText() : null, store("t-regions-kept", S))
+                            .toStream()
+                            .to(sinks + "t-regions-kept", Produced.with(S, S));
                     return builder.build();
                 },
                 Map.of("t-users", STRING_JSON),
@@ -281,6 +288,8 @@ final class Twins {
                         "t-active", STRING_JSON,
                         "t-inactive", STRING_JSON,
                         "t-names", STRING_STRING,
-                        "t-active-per-region", STRING_LONG));
+                        "t-active-per-region", STRING_LONG,
+                        "t-active-kept", STRING_JSON,
+                        "t-regions-kept", STRING_STRING));
     }
 }
