@@ -74,6 +74,8 @@ SAMPLE: dict[str, dict[str, str]] = {
         "t-inactive": "table",
         "t-names": "table",
         "t-active-per-region": "table",
+        "t-active-kept": "table",
+        "t-regions-kept": "table",
     },
     "wordcount": {"word-counts": "table"},
 }
