@@ -65,23 +65,40 @@ def _reset_topics(admin: AdminClient) -> None:
             if exc.args[0].code() != KafkaError.NON_EMPTY_GROUP or time.monotonic() > deadline:
                 raise
             time.sleep(1)
+    # Deletion is asynchronous: create only once the old topics are gone, and never delete a
+    # topic just created (a name deleted and created again in quick succession can lose
+    # writes or answer reads "offset out of range").
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        new = [NewTopic(t, TOPICS[t].partitions or 2, 1) for t in topics]
-        pending = admin.create_topics(new, operation_timeout=30)
-        try:
-            for future in pending.values():
+    while any(t in admin.list_topics(timeout=30).topics for t in [*internal, *doomed]):
+        assert time.monotonic() < deadline, f"topics {doomed} were not deleted within 60 s"
+        time.sleep(0.2)
+    missing = list(topics)
+    while missing:
+        pending = admin.create_topics(
+            [NewTopic(t, TOPICS[t].partitions or 2, 1) for t in missing], operation_timeout=30
+        )
+        failed = []
+        for name, future in pending.items():
+            try:
                 future.result()
-            return
-        except KafkaException as exc:
-            # Deletion is asynchronous: wait until the old topics are really gone.
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-            time.sleep(0.5)
-            for t in topics:
-                if t in admin.list_topics(timeout=30).topics:
-                    admin.delete_topics([t], operation_timeout=30)
-    raise AssertionError("topics could not be recreated within 60 s")
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                failed.append(name)
+        missing = failed
+        assert (
+            time.monotonic() < deadline or not missing
+        ), f"topics {missing} could not be created within 60 s"
+        time.sleep(0.2 if missing else 0)
+    # Every partition with a leader before anything is produced.
+    while not all(
+        t in (metadata := admin.list_topics(timeout=30).topics)
+        and metadata[t].partitions
+        and all(p.leader >= 0 for p in metadata[t].partitions.values())
+        for t in topics
+    ):
+        assert time.monotonic() < deadline, "topics got no leaders within 60 s"
+        time.sleep(0.2)
 
 
 def read_committed(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[tuple[Any, Any]]:
