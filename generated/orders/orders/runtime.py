@@ -246,7 +246,12 @@ class Runner(Recovery, Rebalancing):
                 continue
             if self.unreachable_since is not None and now >= self.next_probe:
                 self._probe()
-            if got or not self.consumer.assignment() or self.unreachable_since is not None:
+            if (
+                got
+                or not self.consumer.assignment()
+                or self.unreachable_since is not None
+                or self.tasks.buffered()
+            ):
                 # Idle time counts only while there are partitions to read from a reachable cluster.
                 self.last_input = now
             if now >= next_report:

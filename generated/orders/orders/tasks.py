@@ -120,6 +120,10 @@ class PartitionGroups:
             self.consumer.resume([TopicPartition(*tp) for tp in resume])
             self.paused -= resume
 
+    def buffered(self) -> bool:
+        """Records wait in a task: the app is not idle (it is waiting for a partition)."""
+        return any(self.buffers.values())
+
     def positions(self, assigned: list[TopicPartition]) -> list[TopicPartition]:
         """Offsets after the last processed record of each assigned partition, where a
         record was processed; buffered records are not done."""
