@@ -58,12 +58,9 @@ def test_a_merge_takes_its_inputs_in_timestamp_order(
             "--bootstrap-servers",
             kafka_bootstrap,
             "--stop-when-idle",
-            "3",
+            "10",
             "--batch-size",
             "100",
-            # The order is the point here, not the bound on waiting for a slow fetch.
-            "--max-task-idle-ms",
-            "5000",
         ],
         cwd=app.root,
         env=app.env(),
