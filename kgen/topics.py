@@ -15,6 +15,12 @@ from confluent_kafka.cimpl import NewTopic
 
 TIMEOUT_S = 30.0
 
+# Records of tests, samples and benchmarks carry fixed timestamps, often from the epoch's
+# first seconds: the broker's time retention (7 days by default, checked every 5 minutes)
+# would delete them, active segment included, while a test still reads them. Topics made here
+# keep everything unless the caller says otherwise.
+KEEP_EVERYTHING = {"retention.ms": "-1"}
+
 
 @dataclass(frozen=True)
 class Record:
@@ -75,10 +81,12 @@ def _delete_groups(admin: AdminClient, groups: list[str]) -> None:
 def create_topics(
     bootstrap: str, topics: dict[str, int], config: dict[str, str] | None = None
 ) -> None:
-    """Create each topic that does not exist yet."""
+    """Create each topic that does not exist yet, keeping its records whatever their
+    timestamps (see KEEP_EVERYTHING) unless `config` sets another retention."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = admin.list_topics(timeout=TIMEOUT_S).topics
-    new = [NewTopic(t, n, 1, config=config or {}) for t, n in topics.items() if t not in existing]
+    settings = {**KEEP_EVERYTHING, **(config or {})}
+    new = [NewTopic(t, n, 1, config=settings) for t, n in topics.items() if t not in existing]
     if not new:
         return
     for future in admin.create_topics(new, operation_timeout=TIMEOUT_S).values():

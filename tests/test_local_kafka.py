@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
 from confluent_kafka.cimpl import NewTopic
 
+from kgen import topics
 from kgen.kafka import (
     KAFKA_VERSION,
     FetchError,
@@ -191,6 +192,26 @@ def test_auto_create_is_off(kafka_bootstrap: str) -> None:
     assert len(errors) == 1 and errors[0] is not None
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     assert topic not in admin.list_topics(timeout=10).topics
+
+
+@pytest.mark.broker
+def test_topics_made_for_tests_keep_records_from_long_ago(kafka_bootstrap: str) -> None:
+    """The broker checks time retention every second; the topics kgen's helpers create keep
+    records stamped at the epoch's start (the samples' and the specs' test timestamps)."""
+    suffix = uuid.uuid4().hex[:8]
+    kept, aged = f"kept-{suffix}", f"aged-{suffix}"
+    topics.create_topics(kafka_bootstrap, {kept: 1})
+    topics.create_topics(kafka_bootstrap, {aged: 1}, config={"retention.ms": "604800000"})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for topic in (kept, aged):
+        producer.produce(topic, value=b"old", timestamp=1_000)
+    assert producer.flush(10) == 0
+    # The aged topic shows retention at work: its record goes within a few checks.
+    deadline = time.monotonic() + 30
+    while topics.read_committed(kafka_bootstrap, aged) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert topics.read_committed(kafka_bootstrap, aged) == []
+    assert [r.value for r in topics.read_committed(kafka_bootstrap, kept)] == [b"old"]
 
 
 @pytest.mark.broker

@@ -48,6 +48,12 @@ INPUTS: list[tuple[str, Any, Any, int]] = [
 ]
 
 
+# The test records carry the spec's timestamps, often from the epoch's first seconds: the
+# broker's time retention (checked every 5 minutes) would delete them, active segment
+# included, between the app's run and the reading of its output.
+KEEP_EVERYTHING = {"retention.ms": "-1"}
+
+
 def _reset_topics(admin: AdminClient) -> None:
     """Fresh topics and no committed offsets, so reruns against one broker do not mix."""
     topics = sorted({*SOURCE_TOPICS, *OUTPUT_TOPICS})
@@ -84,7 +90,8 @@ def _reset_topics(admin: AdminClient) -> None:
     missing = list(topics)
     while missing:
         pending = admin.create_topics(
-            [NewTopic(t, TOPICS[t].partitions or 2, 1) for t in missing], operation_timeout=30
+            [NewTopic(t, TOPICS[t].partitions or 2, 1, config=KEEP_EVERYTHING) for t in missing],
+            operation_timeout=30,
         )
         failed = []
         for name, future in pending.items():
