@@ -52,8 +52,28 @@ class Fuser(StatefulFuser):
     def source(self, source: Node, env: Env, formats: TopicFormats, depth: int) -> None:
         if source.kind == "table_source":
             self.table_source(source, env, formats, depth)
-        else:
-            self.children(source, env, depth)
+            return
+        if source.logic is not None:
+            depth = self.event_time(source, env, depth)
+        self.children(source, env, depth)
+
+    def event_time(self, source: Node, env: Env, depth: int) -> int:
+        """The stream's timestamp expression gives the record's timestamp (Kafka Streams'
+        timestamp extractor): anything but an int fails the record by the error policy; a
+        negative one drops it with a warning, as Kafka Streams does."""
+        assert source.logic is not None
+        self.at(source, depth)
+        self.prepare([source.logic], env, depth)
+        ts = self.fresh("ts")
+        self.emit(depth, f"{ts} = {self.call(source.logic, env)}")
+        self.emit(depth, f"if type({ts}) is not int:")
+        problem = f"the timestamp expression gave {{{ts}!r}}, not an int (ms)"
+        self.emit(depth + 1, f"raise TypeError(f{problem!r})")
+        self.emit(depth, f"if {ts} < 0:")
+        self.emit(depth + 1, f"ctx.drop_invalid_timestamp(msg, {ts})")
+        self.emit(depth, "else:")
+        env["timestamp"] = Var(ts)
+        return depth + 1
 
     def node(self, node: Node, env: Env, depth: int) -> None:
         kind = node.kind

@@ -16,7 +16,7 @@ from kgen.codegen.fuse_base import (
     Var,
 )
 from kgen.plan.graph import Node
-from kgen.spec import Aggregate, Logic, Reduce
+from kgen.spec import Aggregate, Hopping, Logic, Reduce, Tumbling, WindowBase, duration_ms
 
 
 class StatefulFuser(FuserBase):
@@ -199,13 +199,17 @@ class StatefulFuser(FuserBase):
         key = env["key"]
         key_format = key.fmt or "string"
         value_format = COUNT_FORMAT if node.kind == "count" else AGGREGATE_FORMAT
-        self.store_formats[node.store] = TopicFormats(key_format, value_format)
+        store_key_format = key_format
+        if node.window is not None:
+            store_key_format = windowed_format(key_format, window_size(node.window))
+        self.store_formats[node.store] = TopicFormats(store_key_format, value_format)
         self.stateful.append(node)
         kb = self.fresh("kb")
         self.emit(depth, f"{kb} = {self.encoded(env, 'key', key_format)}")
         value = env["value"]
         guard = f"{kb} is not None"
-        if not node.table:
+        if not node.table and node.window is None:
+            # (A windowed aggregation takes null values, as Kafka Streams' does.)
             guard += f" and {value.name or value.raw} is not None"
         self.emit(depth, f"if {guard}:")
         depth += 1
@@ -224,6 +228,10 @@ class StatefulFuser(FuserBase):
                 self.decoded(env, field, depth)
         st, o, a = self.fresh("st"), self.fresh("o"), self.fresh("a")
         ts = self.decoded(env, "timestamp", depth)
+        if node.window is not None:
+            self.emit(depth, f"{st} = ctx.window_store({node.store!r}, {self.partition})")
+            self.windows(node, env, depth, (st, kb, ts))
+            return
         self.emit(depth, f"{st} = ctx.store({node.store!r}, {self.partition})")
         self.emit(depth, f"{o} = {st}.get({kb})")
         if node.table:
@@ -245,6 +253,32 @@ class StatefulFuser(FuserBase):
         else:
             self.fold(node, env, depth, o, a, subtract=False)
         self.emit(depth, f"{st}.put({kb}, {a}, {ts} if {o} is None else max({o}[1], {ts}))")
+
+    def windows(self, node: Node, env: Env, depth: int, names: tuple[str, str, str]) -> None:
+        """A windowed aggregation (Kafka Streams' KStreamWindowAggregate): the record updates
+        every window it falls in that is still open on the task's stream time; a window that
+        closed (end <= stream time - grace) drops it as late. Store keys are the key's bytes
+        then the window start (8 bytes, big-endian): Kafka Streams' windowed key layout."""
+        st, kb, ts = names  # the store, the key's bytes, the timestamp
+        window = node.window
+        assert window is not None
+        size, advance = window_size(window), window_advance(window)
+        grace = duration_ms(window.grace)
+        now, start, kw, o, a = (self.fresh(p) for p in ("now", "ws", "kw", "o", "a"))
+        self.emit(depth, f"{now} = {st}.observe({ts}) - {grace}")
+        if advance == size:
+            self.emit(depth, f"for {start} in ({ts} - {ts} % {size},):")
+        else:
+            first = f"max(0, {ts} - {size - advance}) // {advance} * {advance}"
+            self.emit(depth, f"for {start} in range({first}, {ts} + 1, {advance}):")
+        depth += 1
+        self.emit(depth, f"if {start} + {size} <= {now}:")
+        self.emit(depth + 1, f"{st}.late({ts}, {start})")
+        self.emit(depth + 1, "continue", flush=False)
+        self.emit(depth, f'{kw} = {kb} + {start}.to_bytes(8, "big", signed=True)')
+        self.emit(depth, f"{o} = {st}.get({kw})")
+        self.fold(node, env, depth, o, a, subtract=False)
+        self.emit(depth, f"{st}.put({kw}, {a}, {ts} if {o} is None else max({o}[1], {ts}))")
 
     def fold(self, node: Node, env: Env, depth: int, o: str, a: str, *, subtract: bool) -> None:
         step = node.step
@@ -271,6 +305,23 @@ class StatefulFuser(FuserBase):
             self.emit(depth, "else:")
             self.emit(depth + 1, f"{agg} = {o}[0]")
             self.emit(depth + 1, f"{a} = {self.call(logic, env, agg)}")
+
+
+def window_size(window: WindowBase) -> int:
+    if isinstance(window, Hopping):
+        return duration_ms(window.hopping)
+    assert isinstance(window, Tumbling)
+    return duration_ms(window.tumbling)
+
+
+def window_advance(window: WindowBase) -> int:
+    return duration_ms(window.advance) if isinstance(window, Hopping) else window_size(window)
+
+
+def windowed_format(inner: str, size: int) -> str:
+    """The name of a windowed key's format: the key's bytes in `inner`, then the window start
+    (Kafka Streams' TimeWindowedSerde); `size` gives the end when it is read."""
+    return f"windowed_{inner}_{size}"
 
 
 def _expr(var: Var) -> str:

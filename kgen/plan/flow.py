@@ -17,29 +17,38 @@ from kgen.spec import (
     FilterNot,
     GroupBy,
     GroupByKey,
+    Hopping,
     MapValues,
     Reduce,
     StepBase,
     To,
     ToStream,
+    Tumbling,
 )
 
-Flow = Literal["stream", "grouped", "table", "grouped_table"]
+Flow = Literal["stream", "grouped", "table", "grouped_table", "windowed", "windowed_table"]
 AGGREGATIONS = (Count, Reduce, Aggregate)
+WINDOWS = (Tumbling, Hopping)
 # What each kind of flow may go on with, for error messages.
 ALLOWED: dict[Flow, str] = {
     "stream": "any stream step, group_by_key or group_by",
-    "grouped": "count, reduce or aggregate",
+    "grouped": "count, reduce, aggregate, or a window (tumbling, hopping)",
     "table": "filter, filter_not, map_values, group_by, to_stream or to",
     "grouped_table": "count, reduce or aggregate (with subtract)",
+    "windowed": "count, reduce or aggregate",
+    "windowed_table": "to_stream or to",
 }
 
 
 def step_allowed(flow: Flow, step: StepBase) -> bool:
     if flow == "stream":
-        return not isinstance(step, (*AGGREGATIONS, ToStream))
-    if flow in ("grouped", "grouped_table"):
+        return not isinstance(step, (*AGGREGATIONS, *WINDOWS, ToStream))
+    if flow == "grouped":
+        return isinstance(step, (*AGGREGATIONS, *WINDOWS))
+    if flow in ("grouped_table", "windowed"):
         return isinstance(step, AGGREGATIONS)
+    if flow == "windowed_table":
+        return isinstance(step, (ToStream, To))
     return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, ToStream, To))
 
 
@@ -47,8 +56,10 @@ def after(flow: Flow, step: StepBase) -> Flow:
     """The flow after `step` (assumed allowed)."""
     if isinstance(step, (GroupBy, GroupByKey)):
         return "grouped_table" if flow == "table" else "grouped"
+    if isinstance(step, WINDOWS):
+        return "windowed"
     if isinstance(step, AGGREGATIONS):
-        return "table"
+        return "windowed_table" if flow == "windowed" else "table"
     if isinstance(step, ToStream):
         return "stream"
     return flow

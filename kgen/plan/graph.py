@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kgen.plan.flow import AGGREGATIONS, Flow, flows, is_terminal
+from kgen.plan.flow import AGGREGATIONS, WINDOWS, Flow, flows, is_terminal
 from kgen.spec import (
     BranchStep,
     Count,
@@ -30,6 +30,7 @@ from kgen.spec import (
     Table,
     To,
     ToStream,
+    WindowBase,
 )
 
 # Steps after which the key is not what the source partitioned by.
@@ -69,6 +70,8 @@ class Node:
     formats: tuple[str, str] | None = None
     # Sources of repartition topics.
     internal: bool = False
+    # Aggregations of a windowed stream: the window step.
+    window: WindowBase | None = None
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -208,8 +211,15 @@ def _build_stream(
         )
         sources.append(prev)
     elif stream.from_topics:
-        prev = Node(names.new(f"{stream.name}-source"), "source", topics=stream.from_topics)
+        # A source's logic is its timestamp extractor, if the stream has one.
+        prev = Node(
+            names.new(f"{stream.name}-source"),
+            "source",
+            stream.timestamp,
+            topics=stream.from_topics,
+        )
         sources.append(prev)
+    window: WindowBase | None = None
 
     def attach(node: Node) -> None:
         nonlocal prev
@@ -228,7 +238,9 @@ def _build_stream(
             )
             if not needed:
                 continue  # the aggregation reads the records where they are
-            following = stream.steps[j + 1] if j + 1 < len(stream.steps) else None
+            # The aggregation it feeds (after a window step, if there is one).
+            rest = [s for s in stream.steps[j + 1 : j + 3] if not isinstance(s, WINDOWS)]
+            following = rest[0] if rest else None
             # Named like Kafka Streams does: after the step, else after the store it feeds.
             label = step.name or (following.store if isinstance(following, AGGREGATIONS) else "")
             topic = repartition_topic(spec.app, label or f"{stream.name}-group-by")
@@ -249,6 +261,8 @@ def _build_stream(
                 internal=True,
             )
             sources.append(prev)
+        elif isinstance(step, WINDOWS):
+            window = step  # the aggregation after it is windowed
         elif isinstance(step, AGGREGATIONS):
             kind = (
                 "count"
@@ -262,7 +276,9 @@ def _build_stream(
                 store=step.store,
                 step=step,
                 table=grouped_table,
+                window=window,
             )
+            window = None
             attach(node)
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))

@@ -37,6 +37,26 @@ class InternalTopicPlan:
 
 
 @dataclass(frozen=True)
+class WindowPlan:
+    """The windows of a windowed aggregation's store, in ms."""
+
+    size_ms: int
+    grace_ms: int
+    retention_ms: int
+    # The store that holds results until their window closes (emit = "final"), or None.
+    final_store: str | None
+
+
+@dataclass(frozen=True)
+class WindowedFormat:
+    """A windowed key's format: the key in `inner`, then the window start (8 bytes)."""
+
+    name: str
+    inner: str
+    size: int
+
+
+@dataclass(frozen=True)
 class StorePlan:
     name: str
     type: str  # "rocksdb" | "memory"
@@ -52,6 +72,8 @@ class StorePlan:
     source_topics: tuple[str, ...]
     # The function its updates run through (Python identifier in the topology module).
     emit_function: str
+    # A windowed aggregation's store: its windows.
+    window: WindowPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,8 @@ class AppPlan:
     source_topics: tuple[str, ...]
     sink_topics: tuple[str, ...]
     formats: tuple[str, ...]
+    # Formats of windowed keys (store keys, sinks of windowed results).
+    windowed_formats: tuple[WindowedFormat, ...]
     serde_imports: tuple[str, ...]
     module_imports: tuple[str, ...]
     function_imports: tuple[FunctionImport, ...]
@@ -149,6 +173,10 @@ class AppPlan:
     task_groups: tuple[tuple[str, ...], ...]
     # Whether the per-record code produces anything (a spec of tables only does not).
     process_produces: bool
+    # Some aggregation is windowed (window stores, stream time, late records).
+    windowed: bool
+    # Some records may be dropped by Kafka Streams' rules (late, negative event time).
+    drops: bool
     tests: tuple[TestCasePlan, ...]
     kgen_version: str
     spec_path: str

@@ -6,6 +6,7 @@ import re
 
 from kgen import __version__
 from kgen.codegen.fuse import Fuser, TopicFormats, function_alias
+from kgen.codegen.fuse_state import window_size, windowed_format
 from kgen.plan import graph
 from kgen.plan.models import (
     AppPlan,
@@ -19,8 +20,20 @@ from kgen.plan.models import (
     SubTopology,
     TestCasePlan,
     TopicPlan,
+    WindowedFormat,
+    WindowPlan,
 )
-from kgen.spec import FunctionRef, Logic, Spec, StoreConfig, Stream, Table, TestRecord, package_name
+from kgen.spec import (
+    FunctionRef,
+    Logic,
+    Spec,
+    StoreConfig,
+    Stream,
+    Table,
+    TestRecord,
+    duration_ms,
+    package_name,
+)
 from kgen.spec.load import LoadedSpec
 
 _DETAIL = {
@@ -61,6 +74,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     for node in repartitions:
         assert node.formats is not None
         formats[node.topics[0]] = TopicFormats(*node.formats)
+    # Sinks of windowed results write windowed keys (Kafka Streams' TimeWindowedSerde).
+    windowed_sinks = _windowed_sinks(g)
+    for topic, size in windowed_sinks.items():
+        declared = formats[topic]
+        formats[topic] = TopicFormats(windowed_format(declared.key, size), declared.value)
     function_imports = _function_imports(spec)
     aliases = {f"{f.module}:{f.function}": f.alias for f in function_imports}
     fuser = Fuser(formats, frozenset(spec.imports), aliases)
@@ -95,10 +113,19 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     }
     used_formats.update(f for node in repartitions for f in node.formats or ())
     used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
+    windowed = {f for f in used_formats if f.startswith("windowed_")}
+    windowed |= {formats[t].key for t in windowed_sinks}
+    windowed_formats = tuple(
+        WindowedFormat(f, f.split("_")[1], int(f.split("_")[2])) for f in sorted(windowed)
+    )
+    used_formats = (used_formats - windowed) | {w.inner for w in windowed_formats}
+    stores, internal = _state(spec, g, fuser)
+    if any(st.kind == "final" for st in stores):
+        used_formats.add("bytes")  # a final buffer's keys
     topics = tuple(
         TopicPlan(
             name=name,
-            key_format=t.key,
+            key_format=formats[name].key,
             value_format=t.value,
             partitions=t.partitions,
             replication_factor=t.replication_factor,
@@ -110,7 +137,6 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         for name, t in sorted(spec.topics.items())
         if name in sources or name in sinks or name == dlq
     )
-    stores, internal = _state(spec, g, fuser)
     return AppPlan(
         app_id=spec.app,
         package=package_name(spec.app),
@@ -124,6 +150,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         source_topics=sources,
         sink_topics=tuple(sinks),
         formats=tuple(sorted(used_formats | ({"bytes"} if dlq else set()))),
+        windowed_formats=windowed_formats,
         serde_imports=tuple(sorted(fuser.serde)),
         module_imports=tuple(sorted(set(spec.imports))),
         function_imports=function_imports,
@@ -143,7 +170,9 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         subtopologies=_subtopologies(g),
         task_groups=_task_groups(g),
         process_produces=any("produce(" in line for b in blocks for line in b.lines),
-        tests=_tests(spec, tuple(sinks), dlq),
+        windowed=any(n.window is not None for n in nodes),
+        drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
+        tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
         spec_path=loaded.display_path,
         spec_sha256=loaded.sha256,
@@ -163,6 +192,52 @@ def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
             out.extend(t for t in node.topics if t not in out)
         stack.extend(node.successors())
     return tuple(sorted(out))
+
+
+def _window_plan(node: graph.Node) -> WindowPlan | None:
+    window = node.window
+    if window is None:
+        return None
+    assert node.store is not None
+    size, grace = window_size(window), duration_ms(window.grace)
+    retention = duration_ms(window.retention) if window.retention else size + grace
+    final = f"{node.store}-final" if window.emit == "final" else None
+    return WindowPlan(size, grace, retention, final)
+
+
+# Steps after which a windowed result still has its windowed key.
+_KEEP_KEY = (
+    "to_stream",
+    "filter",
+    "filter_not",
+    "map_values",
+    "flat_map_values",
+    "peek",
+    "branch",
+    "branch_child",
+    "merge",
+    "passthrough",
+)
+
+
+def _windowed_sinks(g: graph.Graph) -> dict[str, int]:
+    """Sink topics that windowed results reach with their windowed key -> window size."""
+    out: dict[str, int] = {}
+    for node in g.walk():
+        if node.window is None:
+            continue
+        size = window_size(node.window)
+        todo, seen = list(node.successors()), set()
+        while todo:
+            child = todo.pop()
+            if id(child) in seen:
+                continue
+            seen.add(id(child))
+            if child.kind in ("sink", "dynamic_sink"):
+                out.update(dict.fromkeys(child.topics, size))
+            elif child.kind in _KEEP_KEY:
+                todo.extend(child.successors())
+    return out
 
 
 def _emit_name(store: str) -> str:
@@ -201,6 +276,15 @@ def _state(
             config = spec.stores.get(node.store) or StoreConfig()
             formats = fuser.store_formats[node.store]
             changelog = graph.changelog_topic(spec.app, node.store)
+            window = _window_plan(node)
+            changelog_config: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
+            if window is not None:
+                # Kafka Streams' window changelogs: compacted, and deleted a day after the
+                # windows left the store (windowstore.changelog.additional.retention.ms).
+                changelog_config = (
+                    ("cleanup.policy", "compact,delete"),
+                    ("retention.ms", str(window.retention_ms + 86_400_000)),
+                )
             stores.append(
                 StorePlan(
                     name=node.store,
@@ -213,13 +297,33 @@ def _state(
                     changelog_topic=changelog,
                     source_topics=topics,
                     emit_function=_emit_name(node.store),
+                    window=window,
                 )
             )
             internal.append(
-                InternalTopicPlan(
-                    changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
-                )
+                InternalTopicPlan(changelog, "changelog", None, topics, changelog_config)
             )
+            if window is not None and window.final_store is not None:
+                final_changelog = graph.changelog_topic(spec.app, window.final_store)
+                stores.append(
+                    StorePlan(
+                        name=window.final_store,
+                        type=config.type,
+                        kind="final",
+                        cache_max_entries=config.cache_max_entries,
+                        key_format="bytes",
+                        value_format=formats.value,
+                        raw_values=False,
+                        changelog_topic=final_changelog,
+                        source_topics=topics,
+                        emit_function=_emit_name(node.store),
+                    )
+                )
+                internal.append(
+                    InternalTopicPlan(
+                        final_changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
+                    )
+                )
     return tuple(stores), tuple(sorted(internal, key=lambda t: t.name))
 
 
@@ -290,16 +394,21 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
     return tuple(out)
 
 
-def _record(r: TestRecord, raw: bool = False) -> RecordPlan:
-    """A test record; `raw` for dead letters, which hold the input's bytes (given as text)."""
+def _record(r: TestRecord, raw: bool = False, windowed: bool = False) -> RecordPlan:
+    """A test record; `raw` for dead letters, which hold the input's bytes (given as text);
+    `windowed` for a windowed key, given as a table {key, start, end} (compared as a tuple)."""
     key, value = r.key, r.value
+    if windowed and isinstance(key, dict):
+        key = (key.get("key"), key.get("start"), key.get("end"))
     if raw:
         key = key.encode() if isinstance(key, str) else key
         value = value.encode() if isinstance(value, str) else value
     return RecordPlan(r.topic, key, value, r.timestamp, tuple(sorted(r.headers.items())))
 
 
-def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCasePlan, ...]:
+def _tests(
+    spec: Spec, sinks: tuple[str, ...], dlq: str | None, windowed: frozenset[str]
+) -> tuple[TestCasePlan, ...]:
     out = []
     used: set[str] = set()
     for case in spec.tests:
@@ -311,7 +420,9 @@ def _tests(spec: Spec, sinks: tuple[str, ...], dlq: str | None) -> tuple[TestCas
         used.add(name)
         expected: dict[str, list[RecordPlan]] = {t: [] for t in (*sinks, *([dlq] if dlq else []))}
         for r in case.expect:
-            expected.setdefault(r.topic, []).append(_record(r, raw=r.topic == dlq))
+            expected.setdefault(r.topic, []).append(
+                _record(r, raw=r.topic == dlq, windowed=r.topic in windowed)
+            )
         out.append(
             TestCasePlan(
                 name=case.name,

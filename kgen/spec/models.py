@@ -198,6 +198,75 @@ class Aggregate(StepBase):
     store: Name
 
 
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration_ms(text: str) -> int:
+    """'250ms', '30s', '5m', '1h', '1d' -> milliseconds."""
+    match = _DURATION.match(text)
+    assert match is not None, text
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def _check_duration(v: str) -> str:
+    if not _DURATION.match(v):
+        raise ValueError(
+            f"{v!r} is not a duration: a whole number and a unit, one of ms, s, m, h, d "
+            "(e.g. '250ms', '30s', '5m', '1h')"
+        )
+    return v
+
+
+# A span of time as the user writes it: "250ms", "30s", "5m", "1h", "1d".
+Duration = Annotated[str, AfterValidator(_check_duration)]
+EmitMode = Literal["updates", "final"]
+
+
+class WindowBase(StepBase):
+    """Windowing a grouped stream (Kafka Streams' windowedBy). There is no default grace
+    (as in Kafka Streams 3.0+): a spec says how long a window takes late records."""
+
+    grace: Duration
+    # How long closed windows stay in the store; default: the least the window needs.
+    retention: Duration | None = None
+    # "updates": every update of a window, through the store's cache; "final": one result
+    # per window once it closes (Kafka Streams' suppress(untilWindowCloses)).
+    emit: EmitMode = "updates"
+
+
+class Tumbling(WindowBase):
+    """Fixed-size, non-overlapping windows: [0, size), [size, 2 size), ..."""
+
+    tumbling: Duration
+
+    @field_validator("tumbling")
+    @classmethod
+    def _positive(cls, v: str) -> str:
+        if duration_ms(v) <= 0:
+            raise ValueError("a window's size must be at least 1ms")
+        return v
+
+
+class Hopping(WindowBase):
+    """Fixed-size windows that start every `advance`: a record falls in size / advance of them."""
+
+    hopping: Duration
+    advance: Duration
+
+    @model_validator(mode="after")
+    def _advance_fits(self) -> Hopping:
+        size, advance = duration_ms(self.hopping), duration_ms(self.advance)
+        if size <= 0:
+            raise ValueError("a window's size must be at least 1ms")
+        if not 0 < advance <= size:
+            raise ValueError(
+                f"advance ({self.advance}) must be more than 0 and at most the size "
+                f"({self.hopping}); advance = size is a tumbling window"
+            )
+        return self
+
+
 class ToStream(StepBase):
     """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
 
@@ -233,6 +302,8 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "reduce": Reduce,
     "aggregate": Aggregate,
     "to_stream": ToStream,
+    "tumbling": Tumbling,
+    "hopping": Hopping,
 }
 
 
@@ -263,7 +334,9 @@ Step = Annotated[
     | Annotated[Count, Tag("count")]
     | Annotated[Reduce, Tag("reduce")]
     | Annotated[Aggregate, Tag("aggregate")]
-    | Annotated[ToStream, Tag("to_stream")],
+    | Annotated[ToStream, Tag("to_stream")]
+    | Annotated[Tumbling, Tag("tumbling")]
+    | Annotated[Hopping, Tag("hopping")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -278,6 +351,9 @@ class Stream(Model):
     # Input: one or more topics, or another stream (or a branch of one: 'stream.branch').
     from_: str | list[str] | None = Field(default=None, alias="from")
     from_stream: str | None = None
+    # Event time: the record's timestamp from its content (Kafka Streams' timestamp
+    # extractor), an int of milliseconds; default: the record's own timestamp.
+    timestamp: Logic | None = None
     steps: list[Step] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -285,6 +361,11 @@ class Stream(Model):
         if (self.from_ is None) == (self.from_stream is None):
             raise ValueError(
                 "set exactly one of 'from' (topics) and 'from_stream' (another stream)"
+            )
+        if self.timestamp is not None and self.from_stream is not None:
+            raise ValueError(
+                "timestamp extracts event time where records are read: set it on the stream "
+                f"that reads the topics ({self.from_stream!r} or the one it comes from)"
             )
         return self
 

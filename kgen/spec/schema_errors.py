@@ -208,6 +208,12 @@ _MISSING_HINTS = {
     ("DynamicTo", "topics"): "list the topics the expression may choose: topics = ['<topic>', ...]",
     ("DynamicTo", "topic"): "add topic = '<expression>' that returns one of its topics",
     ("Branch", "name"): "name the branch; a stream without 'to' is read as '<stream>.<branch>'",
+    **{
+        (window, "grace"): "a window has no default grace (as in Kafka Streams 3.0+): say how "
+        "long it takes late records, e.g. grace = '10s', or grace = '0s' for none"
+        for window in ("Tumbling", "Hopping")
+    },
+    ("Hopping", "advance"): "say how often a window starts, e.g. advance = '1m' (at most the size)",
 }
 _EMPTY_HINTS = {
     "streams": "add a [[streams]] table with name, from and steps",

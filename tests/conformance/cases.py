@@ -134,6 +134,46 @@ def table_ops(rng: random.Random) -> Case:
     return [_record("t-users", rng.choice(keys), user(), rng) for _ in range(rng.randint(1, 15))]
 
 
+def _event_times(rng: random.Random, count: int) -> list[int]:
+    """Timestamps for windows: stream time moves on in steps, with records out of order by up
+    to 1.5 s (late for some windows, not others), ties, and exact window boundaries."""
+    base, out = 0, []
+    for _ in range(count):
+        base += rng.choice([0, 0, 100, 200, 300, 500])
+        out.append(max(0, base - rng.choice([0, 0, 0, 100, 300, 600, 1000, 1500])))
+    return out
+
+
+def tumbling_count(rng: random.Random) -> Case:
+    count = rng.randint(1, 25)
+    return [
+        {
+            "topic": "views",
+            "key": rng.choice([*KEYS[:5], None]),
+            "value": _text(rng),
+            "timestamp": ts,
+        }
+        for ts in _event_times(rng, count)
+    ]
+
+
+def hopping_final(rng: random.Random) -> Case:
+    count = rng.randint(1, 25)
+
+    def amount() -> int | None:
+        return None if rng.random() < 0.1 else rng.randint(0, 20)
+
+    return [
+        {
+            "topic": "amounts",
+            "key": rng.choice([*KEYS[:4], None]),
+            "value": amount(),
+            "timestamp": ts,
+        }
+        for ts in _event_times(rng, count)
+    ]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -143,6 +183,8 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "tables": tables,
     "regroup": regroup,
     "table-ops": table_ops,
+    "tumbling-count": tumbling_count,
+    "hopping-final": hopping_final,
 }
 
 

@@ -84,6 +84,8 @@ class Context(Protocol):
 
     def on_consume_error(self, msg: Message) -> None: ...
 
+    def drop_invalid_timestamp(self, msg: Message, timestamp: int) -> None: ...
+
 
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record

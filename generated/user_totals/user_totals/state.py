@@ -186,6 +186,8 @@ class Context:
         self.on_error = errors.on_error
         self.on_consume_error = errors.on_consume_error
         self.on_update_error = errors.on_update_error
+        self.drop_invalid_timestamp = errors.drop_invalid_timestamp
+        self.drop = errors.drop
         self.store = stores.store
 
 

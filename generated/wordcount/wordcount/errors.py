@@ -83,6 +83,17 @@ class ErrorPolicy:
         self.produce = produce
         self.skipped = 0
         self.dead_lettered = 0
+        # Records Kafka Streams' rules drop: late for their window, a negative event time.
+        self.dropped = 0
+
+    def drop(self, reason: str) -> None:
+        self.dropped += 1
+        log.warning("dropped %s", reason)
+
+    def drop_invalid_timestamp(self, msg: Message, timestamp: int) -> None:
+        self.drop(
+            f"record {where(msg)}: its timestamp expression gave {timestamp}, a negative time"
+        )
 
     def on_error(self, msg: Message, exc: Exception, node: str = "") -> None:
         """`node` failed on `msg`; only that node's path loses the record (KIP-1033)."""

@@ -11,6 +11,7 @@ from kgen.plan.flow import flows, is_terminal
 from kgen.spec.errors import Loc, SpecError
 from kgen.spec.locator import Locator
 from kgen.spec.models import (
+    STEP_TYPES,
     BranchStep,
     DynamicTo,
     Merge,
@@ -97,8 +98,8 @@ def listing(names: list[str] | set[str]) -> str:
 
 
 def operation(step: StepBase) -> str:
-    """The operation key of a step: 'filter', 'count', ..."""
-    return next(k for k in type(step).model_fields if k != "name")
+    """The operation key of a step: 'filter', 'count', 'tumbling', ..."""
+    return next(k for k, t in STEP_TYPES.items() if type(step) is t)
 
 
 def toml_key(name: str) -> str:

@@ -4,7 +4,16 @@ because it did not validate."""
 
 from __future__ import annotations
 
-from kgen.plan.flow import AGGREGATIONS, ALLOWED, Flow, after, flows, is_terminal, step_allowed
+from kgen.plan.flow import (
+    AGGREGATIONS,
+    ALLOWED,
+    WINDOWS,
+    Flow,
+    after,
+    flows,
+    is_terminal,
+    step_allowed,
+)
 from kgen.spec.checks.base import Checks, operation
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc
@@ -22,6 +31,8 @@ from kgen.spec.models import (
     Table,
     To,
     ToStream,
+    WindowBase,
+    duration_ms,
 )
 
 
@@ -44,6 +55,8 @@ def check_streams(c: Checks) -> None:
                 else ("streams", i, "from", t)
             )
             c.topic_ref(loc, topic)
+        if stream.timestamp is not None:
+            logic(c, ("streams", i, "timestamp"), stream.timestamp)
         check_steps(c, i, stream)
 
 
@@ -131,7 +144,7 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
         check_step(c, base, step)
         if isinstance(step, (Reduce, Aggregate)):
             check_subtract(c, base, step, before[j])
-    if before[-1] in ("grouped", "grouped_table") and not stuck:
+    if before[-1] in ("grouped", "grouped_table", "windowed") and not stuck:
         c.error(
             (kind, i, "steps", len(stream.steps) - 1),
             f"{kind[:-1]} {stream.name!r} ends grouped: nothing aggregates the groups of its "
@@ -145,7 +158,34 @@ def flow_error(
     c: Checks, loc: Loc, flow: Flow, step: StepBase, *, maker: str, grouping: str
 ) -> None:
     op = operation(step)
-    if flow == "stream" and isinstance(step, AGGREGATIONS):
+    if isinstance(step, WINDOWS) and flow in ("stream", "grouped_table", "windowed"):
+        c.error(
+            loc,
+            {
+                "stream": f"a {op} window needs a grouped stream",
+                "grouped_table": f"a grouped table has no windows ({op}): Kafka Streams "
+                "windows grouped streams only",
+                "windowed": "this stream is windowed already",
+            }[flow],
+            {
+                "stream": "add { group_by_key = true } (or a group_by) before it",
+                "grouped_table": "window a stream: group the stream before it becomes a table",
+                "windowed": "keep one window step before the aggregation",
+            }[flow],
+        )
+    elif flow == "windowed":
+        c.error(
+            loc,
+            f"a windowed stream goes on with {ALLOWED[flow]}, not {op}",
+            "aggregate the windows first, e.g. { count = true, store = '<name>' }",
+        )
+    elif flow == "windowed_table":
+        c.error(
+            loc,
+            f"a windowed aggregation's table goes on with {ALLOWED[flow]}, not {op}",
+            "add { to_stream = true } before it: its updates are a stream with windowed keys",
+        )
+    elif flow == "stream" and isinstance(step, AGGREGATIONS):
         c.error(
             loc,
             f"{op} needs a grouped stream",
@@ -203,6 +243,8 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
             c.topic_ref((*base, "to"), step.to)
     elif isinstance(step, BranchStep):
         check_branch(c, base, step)
+    elif isinstance(step, WindowBase):
+        check_window(c, base, step)
     elif isinstance(step, (Merge, GroupByKey, ToStream, Count)):
         pass  # no logic; merge's references are checked with the graph
     else:
@@ -213,7 +255,7 @@ def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -
     """A grouped table's aggregation takes values back with subtract; a grouped stream's never
     does."""
     op = operation(step)
-    if step.subtract is not None and flow == "grouped":
+    if step.subtract is not None and flow in ("grouped", "windowed"):
         c.error(
             (*base, "subtract"),
             "subtract is only for grouped tables: a stream's records are never taken back",
@@ -225,6 +267,19 @@ def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -
             f"{op} on a grouped table needs subtract",
             "a table's update first takes the old value out of its group: add "
             "subtract = '<expression over agg and value>'",
+        )
+
+
+def check_window(c: Checks, base: Loc, step: WindowBase) -> None:
+    """A store keeps a window at least until it closes: retention >= size + grace."""
+    size = duration_ms(getattr(step, operation(step)))
+    grace = duration_ms(step.grace)
+    if step.retention is not None and duration_ms(step.retention) < size + grace:
+        c.error(
+            (*base, "retention"),
+            f"retention {step.retention} is shorter than the window's size plus its grace "
+            f"({size + grace} ms): a window would leave the store before it closes",
+            f"drop retention (the default is size + grace) or make it at least {size + grace}ms",
         )
 
 

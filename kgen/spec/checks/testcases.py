@@ -82,6 +82,9 @@ def check_record(c: Checks, loc: Loc, topic: str, key: Any, value: Any, *, expec
     formats = c.spec.topics[topic]
     # Dead letters carry the raw bytes of the failed record, whatever the topic's format.
     dead_letter = expect and topic == c.spec.dead_letter_topic
+    if expect and isinstance(key, dict) and set(key) == {"key", "start", "end"}:
+        # A windowed result's key, {key, start, end}: the key itself has the topic's format.
+        key = key["key"]
     for field, declared, data in (("key", formats.key, key), ("value", formats.value, value)):
         fmt = "bytes" if dead_letter else declared
         problem = _format_mismatch(fmt, data)

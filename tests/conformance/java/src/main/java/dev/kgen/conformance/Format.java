@@ -12,6 +12,7 @@ import org.apache.kafka.common.serialization.LongSerializer;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.serialization.Serializer;
+import org.apache.kafka.streams.kstream.WindowedSerdes;
 
 /**
  * A topic's key or value format, as kgen names them ({@code string}, {@code long},
@@ -21,7 +22,9 @@ import org.apache.kafka.common.serialization.Serializer;
 enum Format {
     STRING,
     LONG,
-    JSON;
+    JSON,
+    /** A windowed string key (TimeWindowedSerde): read as {"key", "start"}; output only. */
+    WINDOWED_STRING;
 
     static final ObjectMapper MAPPER = new ObjectMapper();
 
@@ -61,6 +64,7 @@ enum Format {
             case STRING -> node.asText().getBytes(StandardCharsets.UTF_8);
             case LONG -> new LongSerializer().serialize("", node.asLong());
             case JSON -> JSON_SERDE.serializer().serialize("", node);
+            case WINDOWED_STRING -> throw new IllegalArgumentException("windowed keys are output only");
         };
     }
 
@@ -73,6 +77,15 @@ enum Format {
             case STRING -> JsonNodeFactory.instance.textNode(new String(data, StandardCharsets.UTF_8));
             case LONG -> JsonNodeFactory.instance.numberNode(new LongDeserializer().deserialize("", data));
             case JSON -> JSON_SERDE.deserializer().deserialize("", data);
+            case WINDOWED_STRING -> {
+                var windowed = WindowedSerdes.timeWindowedSerdeFrom(String.class, Long.MAX_VALUE)
+                        .deserializer()
+                        .deserialize("", data);
+                var node = JsonNodeFactory.instance.objectNode();
+                node.put("key", windowed.key());
+                node.put("start", windowed.window().start());
+                yield node;
+            }
         };
     }
 }

@@ -2,6 +2,7 @@ package dev.kgen.conformance;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -18,6 +19,10 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.kstream.WindowedSerdes;
+import org.apache.kafka.streams.state.WindowStore;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.Stores;
 
@@ -55,7 +60,19 @@ final class Twins {
                 "aggregate", aggregate(sinkPrefix),
                 "tables", tables(sinkPrefix),
                 "regroup", regroup(sinkPrefix),
-                "table-ops", tableOps(sinkPrefix));
+                "table-ops", tableOps(sinkPrefix),
+                "tumbling-count", tumblingCount(sinkPrefix),
+                "hopping-final", hoppingFinal(sinkPrefix));
+    }
+
+    static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
+
+    /** A named window store, in memory (as {@link #store}). */
+    static <V> Materialized<String, V, WindowStore<Bytes, byte[]>> windows(
+            String name, Duration retention, Duration size, Serde<V> values) {
+        return Materialized.<String, V>as(Stores.inMemoryWindowStore(name, retention, size, false))
+                .withKeySerde(S)
+                .withValueSerde(values);
     }
 
     static int len(String s) {
@@ -291,5 +308,46 @@ final class Twins {
                         "t-active-per-region", STRING_LONG,
                         "t-active-kept", STRING_JSON,
                         "t-regions-kept", STRING_STRING));
+    }
+
+    static Twin tumblingCount(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    Duration size = Duration.ofMillis(1000);
+                    builder.stream("views", Consumed.with(S, S))
+                            .groupByKey(Grouped.with(S, S))
+                            .windowedBy(TimeWindows.ofSizeAndGrace(size, Duration.ofMillis(500)))
+                            .count(windows("view-counts", Duration.ofMillis(1500), size, L))
+                            .toStream()
+                            .to(sinks + "view-counts",
+                                    Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 1000), L));
+                    return builder.build();
+                },
+                Map.of("views", STRING_STRING),
+                Map.of("view-counts", WINDOWED_LONG));
+    }
+
+    static Twin hoppingFinal(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    Duration size = Duration.ofMillis(1000);
+                    builder.stream("amounts", Consumed.with(S, L))
+                            .groupByKey(Grouped.with(S, L))
+                            .windowedBy(TimeWindows.ofSizeAndGrace(size, Duration.ofMillis(200))
+                                    .advanceBy(Duration.ofMillis(300)))
+                            .aggregate(
+                                    () -> 0L,
+                                    (k, v, agg) -> agg + (v == null ? 0L : v),
+                                    windows("hopping-sums", Duration.ofMillis(1200), size, L))
+                            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+                            .toStream()
+                            .to(sinks + "hopping-sums",
+                                    Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 1000), L));
+                    return builder.build();
+                },
+                Map.of("amounts", new Format[] {Format.STRING, Format.LONG}),
+                Map.of("hopping-sums", WINDOWED_LONG));
     }
 }
