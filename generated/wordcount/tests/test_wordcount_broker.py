@@ -43,6 +43,7 @@ INPUTS: list[tuple[str, Any, Any, int]] = [
 # broker's time retention (checked every 5 minutes) would delete them, active segment
 # included, between the app's run and the reading of its output.
 KEEP_EVERYTHING = {"retention.ms": "-1"}
+PARTITIONS: int | None = None  # each topic's own, else 2
 
 
 def _reset_topics(admin: AdminClient) -> None:
@@ -81,7 +82,10 @@ def _reset_topics(admin: AdminClient) -> None:
     missing = list(topics)
     while missing:
         pending = admin.create_topics(
-            [NewTopic(t, TOPICS[t].partitions or 2, 1, config=KEEP_EVERYTHING) for t in missing],
+            [
+                NewTopic(t, PARTITIONS or TOPICS[t].partitions or 2, 1, config=KEEP_EVERYTHING)
+                for t in missing
+            ],
             operation_timeout=30,
         )
         failed = []
