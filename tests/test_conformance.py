@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ def _cases(topology: str) -> list[Case]:
 def _run_kgen(driver_class: Any, sinks: tuple[str, ...], case: Case) -> Written:
     """The case through a fresh kgen driver: what each input record made it write."""
     driver = driver_class()
+    topics = sys.modules[driver_class.__module__.rsplit(".", 1)[0] + ".settings"].TOPICS
     written: Written = {topic: [] for topic in sinks}
     for index, record in enumerate(case):
         try:
@@ -167,15 +169,18 @@ def _run_kgen(driver_class: Any, sinks: tuple[str, ...], case: Case) -> Written:
             break
         for topic in sinks:
             written[topic].extend(
-                (index, _plain_key(r.key), r.value, r.timestamp) for r in driver.read_records(topic)
+                (index, _plain_key(r.key, topics[topic].key_format), r.value, r.timestamp)
+                for r in driver.read_records(topic)
             )
     return written
 
 
-def _plain_key(key: Any) -> Any:
-    """A windowed key as the Java side prints one read with TimeWindowedSerde (which has no
-    end without the window size): {"key", "start"}."""
+def _plain_key(key: Any, key_format: str) -> Any:
+    """A windowed key as the Java side prints one: {"key", "start"} read with TimeWindowedSerde
+    (which has no end without the window size), {"key", "start", "end"} for a session."""
     if isinstance(key, tuple) and getattr(key, "_fields", None) == ("key", "start", "end"):
+        if key_format.startswith("session_"):
+            return {"key": key[0], "start": key[1], "end": key[2]}
         return {"key": key[0], "start": key[1]}
     return key
 

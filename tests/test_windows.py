@@ -111,6 +111,38 @@ def test_closed_windows_leave_the_store_after_their_retention(build_app: BuildAp
     assert sorted(w.start for w in driver.read_store("counts")) == [2000, 3000]
 
 
+def test_a_record_between_two_sessions_merges_them(build_app: BuildApp) -> None:
+    app = _app(build_app, "sessions", 'session = "1s", grace = "2s"')
+    _, out = _run(app, [("k", {}, 1000), ("k", {}, 3000), ("k", {}, 2000)])
+    # The third record is within the gap of both: the two sessions become one, [1000, 3000],
+    # and each of them is deleted (a tombstone, at its end) first.
+    assert [(start, end, n) for _, start, end, n, _ in out] == [
+        (1000, 1000, 1),
+        (3000, 3000, 1),
+        (1000, 1000, None),
+        (3000, 3000, None),
+        (1000, 3000, 3),
+    ]
+    [(_, _, _, _, ts)] = out[-1:]
+    assert ts == 3000  # a session's updates carry its end
+    serde = app.module("serde")
+    raw = serde.SERIALIZERS["session_string"](serde.Windowed("k", 1000, 3000))
+    # SessionWindowedSerializer: the key's bytes, then the end and the start.
+    assert raw == b"k" + (3000).to_bytes(8, "big") + (1000).to_bytes(8, "big")
+
+
+def test_sliding_windows_end_at_each_record(build_app: BuildApp) -> None:
+    app = _app(build_app, "sliding", 'sliding = "1s", grace = "0s"')
+    _, out = _run(app, [("k", {}, 5000), ("k", {}, 5500)])
+    # [4000, 5000] for the first; then [4500, 5500] holds both, and the first record's right
+    # window [5001, 6001] holds the second.
+    assert [(start, end, n) for _, start, end, n, _ in out] == [
+        (4000, 5000, 1),
+        (5001, 6001, 1),
+        (4500, 5500, 2),
+    ]
+
+
 def test_the_timestamp_expression_gives_event_time(build_app: BuildApp) -> None:
     app = _app(
         build_app, "event-time", 'tumbling = "1s", grace = "0s"', "timestamp = \"value['at']\""
@@ -160,6 +192,21 @@ def test_windowed_keys_are_written_as_kafka_streams_writes_them(build_app: Build
         (
             '{ group_by_key = true }, { tumbling = "1m", grace = "0s" }',
             "a windowed stream goes on with count, reduce or aggregate, not to_stream",
+        ),
+        (
+            '{ group_by_key = true }, { session = "5m", grace = "0s" }, '
+            '{ aggregate = "agg + 1", init = "0", store = "c" }',
+            "an aggregate of session windows needs merge",
+        ),
+        (
+            '{ group_by_key = true }, { tumbling = "5m", grace = "0s" }, '
+            '{ aggregate = "agg + 1", init = "0", merge = "agg + value", store = "c" }',
+            "merge is only for aggregates of session windows",
+        ),
+        (
+            '{ group_by_key = true }, { sliding = "1m", grace = "0s", retention = "1m" }, '
+            '{ count = true, store = "c" }',
+            "shorter than the window's twice its time difference",
         ),
     ],
 )

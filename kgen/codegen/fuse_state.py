@@ -15,8 +15,9 @@ from kgen.codegen.fuse_base import (
     TopicFormats,
     Var,
 )
+from kgen.plan import windows
 from kgen.plan.graph import Node
-from kgen.spec import Aggregate, Hopping, Logic, Reduce, Tumbling, WindowBase, duration_ms
+from kgen.spec import Aggregate, Logic, Reduce, Session, Sliding
 
 
 class StatefulFuser(FuserBase):
@@ -201,15 +202,15 @@ class StatefulFuser(FuserBase):
         value_format = COUNT_FORMAT if node.kind == "count" else AGGREGATE_FORMAT
         store_key_format = key_format
         if node.window is not None:
-            store_key_format = windowed_format(key_format, window_size(node.window))
+            store_key_format = windows.key_format(key_format, node.window)
         self.store_formats[node.store] = TopicFormats(store_key_format, value_format)
         self.stateful.append(node)
         kb = self.fresh("kb")
         self.emit(depth, f"{kb} = {self.encoded(env, 'key', key_format)}")
         value = env["value"]
         guard = f"{kb} is not None"
-        if not node.table and node.window is None:
-            # (A windowed aggregation takes null values, as Kafka Streams' does.)
+        if not node.table and (node.window is None or isinstance(node.window, Sliding)):
+            # (Time and session windows take null values, as Kafka Streams' do.)
             guard += f" and {value.name or value.raw} is not None"
         self.emit(depth, f"if {guard}:")
         depth += 1
@@ -220,6 +221,8 @@ class StatefulFuser(FuserBase):
                 logics.append(step.subtract)
             if isinstance(step, Aggregate):
                 logics.append(step.init)
+                if step.merge is not None:
+                    logics.append(step.merge)
         needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
         if isinstance(step, Reduce):
             needed.add("value")  # a key's first value is its aggregate
@@ -262,10 +265,15 @@ class StatefulFuser(FuserBase):
         st, kb, ts = names  # the store, the key's bytes, the timestamp
         window = node.window
         assert window is not None
-        size, advance = window_size(window), window_advance(window)
-        grace = duration_ms(window.grace)
+        if isinstance(window, Sliding):
+            self.sliding(node, env, depth, names)
+            return
+        if isinstance(window, Session):
+            self.sessions(node, env, depth, names)
+            return
+        size, advance = windows.span(window), windows.advance(window)
         now, start, kw, o, a = (self.fresh(p) for p in ("now", "ws", "kw", "o", "a"))
-        self.emit(depth, f"{now} = {st}.observe({ts}) - {grace}")
+        self.emit(depth, f"{now} = {st}.observe({ts}) - {windows.grace(window)}")
         if advance == size:
             self.emit(depth, f"for {start} in ({ts} - {ts} % {size},):")
         else:
@@ -273,12 +281,81 @@ class StatefulFuser(FuserBase):
             self.emit(depth, f"for {start} in range({first}, {ts} + 1, {advance}):")
         depth += 1
         self.emit(depth, f"if {start} + {size} <= {now}:")
-        self.emit(depth + 1, f"{st}.late({ts}, {start})")
+        self.emit(depth + 1, f"{st}.late({ts}, {start}, {start} + {size})")
         self.emit(depth + 1, "continue", flush=False)
         self.emit(depth, f'{kw} = {kb} + {start}.to_bytes(8, "big", signed=True)')
         self.emit(depth, f"{o} = {st}.get({kw})")
         self.fold(node, env, depth, o, a, subtract=False)
         self.emit(depth, f"{st}.put({kw}, {a}, {ts} if {o} is None else max({o}[1], {ts}))")
+
+    def sliding(self, node: Node, env: Env, depth: int, names: tuple[str, str, str]) -> None:
+        """Sliding windows: the store finds and makes the windows (Kafka Streams' KIP-450
+        algorithm); the aggregation itself is a local function it calls per window."""
+        st, kb, ts = names
+        window = node.window
+        assert window is not None
+        d = windows.span(window)
+        now, fold, o, a = self.fresh("now"), self.fresh("fold"), self.fresh("o"), self.fresh("a")
+        self.emit(depth, f"{now} = {st}.observe({ts}) - {windows.grace(window)}")
+        self.emit(depth, f"if {ts} + {d} < {now}:")
+        self.emit(depth + 1, f"{st}.late({ts}, {ts}, {ts} + {d})")
+        self.emit(depth, "else:")
+        self.emit(depth + 1, f"def {fold}({o}: Any) -> Any:")
+        self.known = self.current  # `at` names this node already
+        self.fold(node, env, depth + 2, o, a, subtract=False)
+        self.emit(depth + 2, f"return {a}", flush=False)
+        self.emit(depth + 1, f"{st}.slide({kb}, {ts}, {now}, {fold})")
+
+    def sessions(self, node: Node, env: Env, depth: int, names: tuple[str, str, str]) -> None:
+        """Session windows (Kafka Streams' KStreamSessionWindowAggregate): the record's session
+        [ts, ts] merges with the key's sessions a gap or less away; unless the merged session
+        closed (end < stream time - grace - gap), the merged ones are deleted (a tombstone
+        each, at its end) and the merged session is written, at its end."""
+        st, kb, ts = names
+        window = node.window
+        step = node.step
+        assert window is not None and step is not None
+        gap = windows.span(window)
+        g, start, end, now = self.fresh("g"), self.fresh("s"), self.fresh("e"), self.fresh("now")
+        sessions, sk, sv, s0, s1 = (self.fresh(p) for p in ("ss", "sk", "sv", "s", "e"))
+        self.emit(depth, f"{now} = {st}.observe({ts}) - {windows.grace(window) + gap}")
+        self.emit(depth, f"{sessions} = {st}.sessions({kb}, {ts})")
+        if isinstance(step, Aggregate):
+            self.emit(depth, f"{g} = {self.call(step.init, env)}")
+        else:
+            self.emit(depth, f"{g} = {'0' if node.kind == 'count' else 'None'}")
+        self.emit(depth, f"{start} = {end} = {ts}")
+        self.emit(depth, f"for {sk}, {sv}, {s0}, {s1} in {sessions}:")
+        merged = dict(env, value=Var(sv))
+        if isinstance(step, Aggregate):
+            assert step.merge is not None
+            self.emit(depth + 1, f"{g} = {self.call(step.merge, merged, g)}")
+        elif isinstance(step, Reduce):
+            self.emit(
+                depth + 1, f"{g} = {sv} if {g} is None else {self.call(step.reduce, merged, g)}"
+            )
+        else:
+            self.emit(depth + 1, f"{g} = {g} + {sv}")
+        self.emit(depth + 1, f"{start}, {end} = min({start}, {s0}), max({end}, {s1})")
+        self.emit(depth, f"if {end} < {now}:")
+        self.emit(depth + 1, f"{st}.late({ts}, {start}, {end})")
+        self.emit(depth, "else:")
+        self.emit(depth + 1, f"if {start} != {ts} or {end} != {ts}:")
+        self.emit(depth + 2, f"for {sk}, {sv}, {s0}, {s1} in {sessions}:")
+        self.emit(depth + 3, f"{st}.put({sk}, None, {s1})")
+        a = self.fresh("a")
+        if isinstance(step, Aggregate):
+            self.emit(depth + 1, f"{a} = {self.call(step.aggregate, env, g)}")
+        elif isinstance(step, Reduce):
+            value = env["value"].name
+            self.emit(
+                depth + 1, f"{a} = {value} if {g} is None else {self.call(step.reduce, env, g)}"
+            )
+        else:
+            self.emit(depth + 1, f"{a} = {g} + 1")
+        times = (f'{t}.to_bytes(8, "big", signed=True)' for t in (end, start))
+        key = " + ".join((kb, *times))
+        self.emit(depth + 1, f"{st}.put({key}, {a}, {end})")
 
     def fold(self, node: Node, env: Env, depth: int, o: str, a: str, *, subtract: bool) -> None:
         step = node.step
@@ -305,23 +382,6 @@ class StatefulFuser(FuserBase):
             self.emit(depth, "else:")
             self.emit(depth + 1, f"{agg} = {o}[0]")
             self.emit(depth + 1, f"{a} = {self.call(logic, env, agg)}")
-
-
-def window_size(window: WindowBase) -> int:
-    if isinstance(window, Hopping):
-        return duration_ms(window.hopping)
-    assert isinstance(window, Tumbling)
-    return duration_ms(window.tumbling)
-
-
-def window_advance(window: WindowBase) -> int:
-    return duration_ms(window.advance) if isinstance(window, Hopping) else window_size(window)
-
-
-def windowed_format(inner: str, size: int) -> str:
-    """The name of a windowed key's format: the key's bytes in `inner`, then the window start
-    (Kafka Streams' TimeWindowedSerde); `size` gives the end when it is read."""
-    return f"windowed_{inner}_{size}"
 
 
 def _expr(var: Var) -> str:

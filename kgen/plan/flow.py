@@ -20,6 +20,8 @@ from kgen.spec import (
     Hopping,
     MapValues,
     Reduce,
+    Session,
+    Sliding,
     StepBase,
     To,
     ToStream,
@@ -28,11 +30,11 @@ from kgen.spec import (
 
 Flow = Literal["stream", "grouped", "table", "grouped_table", "windowed", "windowed_table"]
 AGGREGATIONS = (Count, Reduce, Aggregate)
-WINDOWS = (Tumbling, Hopping)
+WINDOWS = (Tumbling, Hopping, Sliding, Session)
 # What each kind of flow may go on with, for error messages.
 ALLOWED: dict[Flow, str] = {
     "stream": "any stream step, group_by_key or group_by",
-    "grouped": "count, reduce, aggregate, or a window (tumbling, hopping)",
+    "grouped": "count, reduce, aggregate, or a window (tumbling, hopping, sliding, session)",
     "table": "filter, filter_not, map_values, group_by, to_stream or to",
     "grouped_table": "count, reduce or aggregate (with subtract)",
     "windowed": "count, reduce or aggregate",

@@ -40,20 +40,26 @@ class InternalTopicPlan:
 class WindowPlan:
     """The windows of a windowed aggregation's store, in ms."""
 
-    size_ms: int
+    kind: str  # "time" (tumbling, hopping), "sliding" or "session"
+    # A time window's size, a sliding window's time difference, a session's gap.
+    span_ms: int
     grace_ms: int
     retention_ms: int
+    # Stream time passes a window's end by this much before its final result goes out.
+    closes_after_ms: int
     # The store that holds results until their window closes (emit = "final"), or None.
     final_store: str | None
 
 
 @dataclass(frozen=True)
 class WindowedFormat:
-    """A windowed key's format: the key in `inner`, then the window start (8 bytes)."""
+    """A windowed key's format: the key in `inner`, then the window start (8 bytes); for
+    sessions, the end then the start."""
 
     name: str
     inner: str
-    size: int
+    size: int  # a time window's size (its end is start + size); 0 for sessions
+    session: bool
 
 
 @dataclass(frozen=True)

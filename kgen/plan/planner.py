@@ -6,8 +6,7 @@ import re
 
 from kgen import __version__
 from kgen.codegen.fuse import Fuser, TopicFormats, function_alias
-from kgen.codegen.fuse_state import window_size, windowed_format
-from kgen.plan import graph
+from kgen.plan import graph, windows
 from kgen.plan.models import (
     AppPlan,
     EmitFunction,
@@ -31,7 +30,7 @@ from kgen.spec import (
     Stream,
     Table,
     TestRecord,
-    duration_ms,
+    WindowBase,
     package_name,
 )
 from kgen.spec.load import LoadedSpec
@@ -76,9 +75,9 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         formats[node.topics[0]] = TopicFormats(*node.formats)
     # Sinks of windowed results write windowed keys (Kafka Streams' TimeWindowedSerde).
     windowed_sinks = _windowed_sinks(g)
-    for topic, size in windowed_sinks.items():
+    for topic, window in windowed_sinks.items():
         declared = formats[topic]
-        formats[topic] = TopicFormats(windowed_format(declared.key, size), declared.value)
+        formats[topic] = TopicFormats(windows.key_format(declared.key, window), declared.value)
     function_imports = _function_imports(spec)
     aliases = {f"{f.module}:{f.function}": f.alias for f in function_imports}
     fuser = Fuser(formats, frozenset(spec.imports), aliases)
@@ -113,11 +112,9 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     }
     used_formats.update(f for node in repartitions for f in node.formats or ())
     used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
-    windowed = {f for f in used_formats if f.startswith("windowed_")}
+    windowed = {f for f in used_formats if f.startswith(("windowed_", "session_"))}
     windowed |= {formats[t].key for t in windowed_sinks}
-    windowed_formats = tuple(
-        WindowedFormat(f, f.split("_")[1], int(f.split("_")[2])) for f in sorted(windowed)
-    )
+    windowed_formats = tuple(_windowed_format(f) for f in sorted(windowed))
     used_formats = (used_formats - windowed) | {w.inner for w in windowed_formats}
     stores, internal = _state(spec, g, fuser)
     if any(st.kind == "final" for st in stores):
@@ -194,15 +191,26 @@ def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
+def _windowed_format(name: str) -> WindowedFormat:
+    """'windowed_string_60000' (time windows of 1 min), 'session_json' (sessions)."""
+    kind, inner, *size = name.split("_")
+    return WindowedFormat(name, inner, int(size[0]) if size else 0, kind == "session")
+
+
 def _window_plan(node: graph.Node) -> WindowPlan | None:
     window = node.window
     if window is None:
         return None
     assert node.store is not None
-    size, grace = window_size(window), duration_ms(window.grace)
-    retention = duration_ms(window.retention) if window.retention else size + grace
     final = f"{node.store}-final" if window.emit == "final" else None
-    return WindowPlan(size, grace, retention, final)
+    return WindowPlan(
+        windows.kind(window),
+        windows.span(window),
+        windows.grace(window),
+        windows.retention(window),
+        windows.closes_after(window),
+        final,
+    )
 
 
 # Steps after which a windowed result still has its windowed key.
@@ -220,13 +228,13 @@ _KEEP_KEY = (
 )
 
 
-def _windowed_sinks(g: graph.Graph) -> dict[str, int]:
-    """Sink topics that windowed results reach with their windowed key -> window size."""
-    out: dict[str, int] = {}
+def _windowed_sinks(g: graph.Graph) -> dict[str, WindowBase]:
+    """Sink topics that windowed results reach with their windowed key -> the window."""
+    out: dict[str, WindowBase] = {}
     for node in g.walk():
         if node.window is None:
             continue
-        size = window_size(node.window)
+        window = node.window
         todo, seen = list(node.successors()), set()
         while todo:
             child = todo.pop()
@@ -234,7 +242,7 @@ def _windowed_sinks(g: graph.Graph) -> dict[str, int]:
                 continue
             seen.add(id(child))
             if child.kind in ("sink", "dynamic_sink"):
-                out.update(dict.fromkeys(child.topics, size))
+                out.update(dict.fromkeys(child.topics, window))
             elif child.kind in _KEEP_KEY:
                 todo.extend(child.successors())
     return out

@@ -195,6 +195,9 @@ class Aggregate(StepBase):
     aggregate: Logic
     init: Logic
     subtract: Logic | None = None
+    # Session windows: combines two sessions' aggregates when a record joins them (`agg` so
+    # far, and the other session's as `value`).
+    merge: Logic | None = None
     store: Name
 
 
@@ -267,6 +270,35 @@ class Hopping(WindowBase):
         return self
 
 
+class Sliding(WindowBase):
+    """Kafka Streams' sliding windows (KIP-450): a window of `sliding` (the time difference)
+    ends at each record and starts just after it, so every distinct set of records no
+    further apart than the difference has its window; start and end are both inclusive."""
+
+    sliding: Duration
+
+    @field_validator("sliding")
+    @classmethod
+    def _positive(cls, v: str) -> str:
+        if duration_ms(v) <= 0:
+            raise ValueError("a sliding window's time difference must be at least 1ms")
+        return v
+
+
+class Session(WindowBase):
+    """Session windows: a key's records no more than `session` (the inactivity gap) apart
+    are one session; a record between two sessions merges them (the aggregation's `merge`)."""
+
+    session: Duration
+
+    @field_validator("session")
+    @classmethod
+    def _positive(cls, v: str) -> str:
+        if duration_ms(v) <= 0:
+            raise ValueError("a session's inactivity gap must be at least 1ms")
+        return v
+
+
 class ToStream(StepBase):
     """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
 
@@ -304,6 +336,8 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "to_stream": ToStream,
     "tumbling": Tumbling,
     "hopping": Hopping,
+    "sliding": Sliding,
+    "session": Session,
 }
 
 
@@ -313,8 +347,17 @@ def _step_kind(v: Any) -> str | None:
         return next(k for k, t in STEP_TYPES.items() if isinstance(v, t))
     if not isinstance(v, dict):
         return None
-    kinds = [k for k in v if k in STEP_TYPES]
+    kinds = step_operations(v)
     return kinds[0] if len(kinds) == 1 else None
+
+
+def step_operations(step: dict[str, Any]) -> list[str]:
+    """The operation keys a step table holds; an aggregate's `merge` (for sessions) is its
+    own field, not the merge operation."""
+    kinds = [k for k in step if k in STEP_TYPES]
+    if "aggregate" in kinds and "merge" in kinds:
+        kinds.remove("merge")
+    return kinds
 
 
 Step = Annotated[
@@ -336,7 +379,9 @@ Step = Annotated[
     | Annotated[Aggregate, Tag("aggregate")]
     | Annotated[ToStream, Tag("to_stream")]
     | Annotated[Tumbling, Tag("tumbling")]
-    | Annotated[Hopping, Tag("hopping")],
+    | Annotated[Hopping, Tag("hopping")]
+    | Annotated[Sliding, Tag("sliding")]
+    | Annotated[Session, Tag("session")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",

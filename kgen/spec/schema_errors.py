@@ -19,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from kgen.spec.errors import Loc, SpecError
 from kgen.spec.locator import Locator
-from kgen.spec.models import APP_NAME, FORMATS, STEP_TYPES, Spec, Topic
+from kgen.spec.models import APP_NAME, FORMATS, STEP_TYPES, Spec, Topic, step_operations
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ _MISSING_HINTS = {
     **{
         (window, "grace"): "a window has no default grace (as in Kafka Streams 3.0+): say how "
         "long it takes late records, e.g. grace = '10s', or grace = '0s' for none"
-        for window in ("Tumbling", "Hopping")
+        for window in ("Tumbling", "Hopping", "Sliding", "Session")
     },
     ("Hopping", "advance"): "say how often a window starts, e.g. advance = '1m' (at most the size)",
 }
@@ -247,7 +247,7 @@ def _describe_step(loc: Loc, value: Any, where: Locator) -> SpecError:
             f"expected a step table such as {{ filter = '<expression>' }}, got {_type_name(value)}",
             f"steps: {operations}",
         )
-    named = [k for k in value if k in STEP_TYPES]
+    named = step_operations(value)
     if len(named) > 1:
         return where.error(
             loc,

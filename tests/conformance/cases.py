@@ -174,6 +174,32 @@ def hopping_final(rng: random.Random) -> Case:
     ]
 
 
+def sliding_count(rng: random.Random) -> Case:
+    count = rng.randint(1, 25)
+    return [
+        {
+            "topic": "clicks",
+            "key": rng.choice([*KEYS[:3], None]),
+            "value": _text(rng),
+            "timestamp": ts,
+        }
+        for ts in _event_times(rng, count)
+    ]
+
+
+def session_merge(rng: random.Random) -> Case:
+    count = rng.randint(1, 25)
+    return [
+        {
+            "topic": "visits",
+            "key": rng.choice([*KEYS[:3], None]),
+            "value": rng.choice([*PAGES, None]),
+            "timestamp": ts,
+        }
+        for ts in _event_times(rng, count)
+    ]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -185,6 +211,8 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "table-ops": table_ops,
     "tumbling-count": tumbling_count,
     "hopping-final": hopping_final,
+    "sliding-count": sliding_count,
+    "session-merge": session_merge,
 }
 
 

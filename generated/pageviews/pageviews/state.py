@@ -34,10 +34,14 @@ log = logging.getLogger(APP_ID)
 class WindowSpec:
     """The windows of a windowed aggregation's store (ms)."""
 
-    size: int
+    kind: str  # "time" (tumbling, hopping), "sliding" or "session"
+    # A time window's size, a sliding window's time difference, a session's gap.
+    span: int
     grace: int
-    # Windows that start this long before stream time leave the store (size + grace or more).
+    # Windows that start (sessions: end) this long before stream time leave the store.
     retention: int
+    # Stream time passes a window's end by this much before its final result goes out.
+    closes_after: int
     # The store holding updates until their window closes (emit = "final"), else None.
     final_store: str | None
 
@@ -68,7 +72,14 @@ STORES: dict[str, StoreSpec] = {
         "pageviews-views-per-minute-changelog",
         ("pageviews-views-per-minute-repartition",),
         10000,
-        WindowSpec(60000, 10000, 70000, "views-per-minute-final"),
+        WindowSpec(
+            "time",
+            60000,
+            10000,
+            70000,
+            10000,
+            "views-per-minute-final",
+        ),
     ),
     "views-per-minute-final": StoreSpec(
         "views-per-minute-final",
@@ -207,12 +218,18 @@ class Store:
         return {k: v for k, v in out.items() if v is not None}
 
 
+def _time(key: bytes, at: int) -> int:
+    """The 8-byte big-endian time at `at` bytes from the end of a windowed key."""
+    return int.from_bytes(key[len(key) - at : len(key) - at + 8], "big", signed=True)
+
+
 class WindowStore(Store):
-    """A windowed aggregation's store. Keys are the key's bytes, then the window start as 8
-    bytes big-endian (Kafka Streams' windowed key layout). It keeps the task's stream time (the
-    latest timestamp it has seen; after a restart, the latest of its windows'), and drops the
-    windows that started `retention` before it once their transaction committed (their
-    changelog records age out with the topic's retention.ms)."""
+    """A windowed aggregation's store. Keys are laid out as Kafka Streams' windowed keys: the
+    key's bytes, then the window start (8 bytes big-endian); for sessions the end, then the
+    start. It keeps the task's stream time (the latest timestamp it has seen; after a restart,
+    the latest of its windows'), and drops windows `retention` behind it (by start; sessions
+    by end) once their transaction committed: their changelog records age out with the
+    topic's retention.ms."""
 
     def __init__(
         self,
@@ -226,14 +243,29 @@ class WindowStore(Store):
         super().__init__(spec, partition, backend, emit, send)
         assert spec.window is not None
         self.window = spec.window
+        self.span = spec.window.span
         self.drop = drop
         self.stream_time = -1
-        # Window start -> keys of its windows, to drop them when they expire.
-        self.starts: dict[int, set[bytes]] = {}
+        # Bytes of the times after the key: a session has its end and start.
+        self.suffix = 16 if spec.window.kind == "session" else 8
+        # Window start (session: end) -> keys of its windows, to drop them when they expire.
+        self.by_time: dict[int, set[bytes]] = {}
+        # Sliding windows and sessions look up a key's windows: key -> its windows' keys.
+        self.by_key: dict[bytes, set[bytes]] | None = None if spec.window.kind == "time" else {}
         for key, data in backend.items():
-            self.starts.setdefault(int.from_bytes(key[-8:], "big", signed=True), set()).add(key)
+            self._index(key)
             self.stream_time = max(self.stream_time, decode_entry(data)[1])
         self.final: FinalBuffer | None = None
+
+    def _index(self, key: bytes) -> None:
+        self.by_time.setdefault(_time(key, 8 if self.suffix == 8 else 16), set()).add(key)
+        if self.by_key is not None:
+            self.by_key.setdefault(key[: -self.suffix], set()).add(key)
+
+    def _unindex(self, key: bytes) -> None:
+        self.by_time.get(_time(key, 8 if self.suffix == 8 else 16), set()).discard(key)
+        if self.by_key is not None:
+            self.by_key.get(key[: -self.suffix], set()).discard(key)
 
     def observe(self, timestamp: int) -> int:
         """The stream time, after a record at `timestamp`."""
@@ -241,33 +273,172 @@ class WindowStore(Store):
             self.stream_time = timestamp
         return self.stream_time
 
-    def late(self, timestamp: int, start: int) -> None:
+    def late(self, timestamp: int, start: int, end: int) -> None:
         self.drop(
-            f"a late record at {timestamp} for window [{start}, {start + self.window.size}) of "
-            f"store {self.name}-{self.partition}: it closed (stream time {self.stream_time}, "
-            f"grace {self.window.grace} ms)"
+            f"a late record at {timestamp} for window [{start}, {end}] of store "
+            f"{self.name}-{self.partition}: it closed (stream time {self.stream_time}, grace "
+            f"{self.window.grace} ms)"
         )
 
     def put(self, key: bytes, value: Any, timestamp: int) -> None:
-        self.starts.setdefault(int.from_bytes(key[-8:], "big", signed=True), set()).add(key)
+        if value is None:
+            self._unindex(key)
+        else:
+            self._index(key)
         super().put(key, value, timestamp)
 
     def flush(self) -> None:
         super().flush()
         if self.final is not None:
-            self.final.evict(self.stream_time - self.window.grace)
+            self.final.evict(self.stream_time - self.window.closes_after)
 
     def commit(self, offset: int | None) -> None:
         super().commit(offset)
         cutoff = self.stream_time - self.window.retention
-        expired = [start for start in self.starts if start <= cutoff]
+        expired = [t for t in self.by_time if t <= cutoff]
         if expired:
             gone: dict[bytes, bytes | None] = {}
-            for start in expired:
-                for key in self.starts.pop(start):
+            for t in expired:
+                for key in self.by_time.pop(t):
                     gone[key] = None
                     self.cache.pop(key, None)
+                    if self.by_key is not None:
+                        self.by_key.get(key[: -self.suffix], set()).discard(key)
             self.backend.write(gone, None)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def sessions(self, key: bytes, timestamp: int) -> list[tuple[bytes, Any, int, int]]:
+        """The key's sessions a record at `timestamp` joins (ending at most a gap before it,
+        starting at most a gap after it): (store key, aggregate, start, end), by end then
+        start (Kafka Streams' findSessions order)."""
+        assert self.by_key is not None
+        found = []
+        for stored in self.by_key.get(key, ()):
+            end, start = _time(stored, 16), _time(stored, 8)
+            if end >= timestamp - self.span and start <= timestamp + self.span:
+                entry = self.get(stored)
+                if entry is not None:
+                    found.append((end, start, stored, entry[0]))
+        found.sort(key=lambda f: (f[0], f[1]))
+        return [(stored, agg, start, end) for end, start, stored, agg in found]
+
+    # -- sliding windows ---------------------------------------------------------------------
+
+    def slide(self, key: bytes, timestamp: int, closed: int, fold: Callable[[Entry], Any]) -> None:
+        """A record at `timestamp` into the key's sliding windows (Kafka Streams' KIP-450
+        algorithm, KStreamSlidingWindowAggregate): it joins the windows that hold it, creates
+        its own left window ending at it and the right window starting just after it (and
+        the previous record's right window) when they hold records. `closed` is stream time
+        - grace; `fold` makes a window's new aggregate from its entry (None: a new window)."""
+        d = self.span
+        assert self.by_key is not None
+        mine = self.by_key.get(key, ())
+        if timestamp < d:
+            self._slide_early(key, timestamp, closed, fold, mine)
+            return
+        low = max(0, timestamp - 2 * d)
+        windows = sorted(
+            ((_time(k, 8), k) for k in mine if low <= _time(k, 8) <= timestamp + 1), reverse=True
+        )
+        starts: set[int] = set()
+        left: Entry = None
+        right: Entry = None
+        left_made = right_made = False
+        previous: int | None = None
+        for start, stored in windows:
+            entry = self.get(stored)
+            if entry is None:
+                continue
+            starts.add(start)
+            end = start + d
+            if start == timestamp + 1:
+                right_made = True
+            elif end > timestamp:
+                if right is None:
+                    right = entry
+                self._update(key, start, entry, timestamp, closed, fold)
+            elif end == timestamp:
+                left_made = True
+                self._update(key, start, entry, timestamp, closed, fold)
+                if entry[1] < timestamp:
+                    previous = entry[1]
+                else:
+                    return
+            else:
+                left, previous = entry, entry[1]
+                break
+        if previous is not None and previous + 1 not in starts and previous + 1 + d >= timestamp:
+            self._update(key, previous + 1, None, timestamp, closed, fold)
+        if not left_made:
+            full = left is not None and previous is not None and timestamp - d <= previous
+            self._update(
+                key,
+                timestamp - d,
+                (left[0], timestamp) if full and left else None,
+                timestamp,
+                closed,
+                fold,
+            )
+        if not right_made and right is not None and right[1] > timestamp:
+            self.put(key + (timestamp + 1).to_bytes(8, "big", signed=True), right[0], right[1])
+
+    def _slide_early(
+        self,
+        key: bytes,
+        timestamp: int,
+        closed: int,
+        fold: Callable[[Entry], Any],
+        mine: Iterable[bytes],
+    ) -> None:
+        """A record earlier than one time difference after 0: its left window would start
+        before 0, so it goes into [0, difference] instead (as Kafka Streams does)."""
+        windows = sorted((_time(k, 8), k) for k in mine if _time(k, 8) <= timestamp + 1)
+        starts: set[int] = set()
+        combined: Entry = None
+        right: Entry = None
+        right_made = False
+        previous: int | None = None
+        for start, stored in windows:
+            entry = self.get(stored)
+            if entry is None:
+                continue
+            starts.add(start)
+            if start == 0:
+                combined = entry
+                if entry[1] < timestamp:
+                    previous = entry[1]
+            elif start <= timestamp:
+                right = entry
+                self._update(key, start, entry, timestamp, closed, fold)
+            elif start == timestamp + 1:
+                right_made = True
+        if right is None and combined is not None and combined[1] > timestamp:
+            right = combined
+        if not right_made and right is not None and right[1] > timestamp:
+            self.put(key + (timestamp + 1).to_bytes(8, "big", signed=True), right[0], right[1])
+        if previous is not None and previous + 1 not in starts:
+            self._update(key, previous + 1, None, timestamp, closed, fold)
+        self._update(key, 0, combined, timestamp, closed, fold)
+
+    def _update(
+        self,
+        key: bytes,
+        start: int,
+        entry: Entry,
+        timestamp: int,
+        closed: int,
+        fold: Callable[[Entry], Any],
+    ) -> None:
+        end = start + self.span
+        if end < closed:
+            self.late(timestamp, start, end)
+            return
+        self.put(
+            key + start.to_bytes(8, "big", signed=True),
+            fold(entry),
+            timestamp if entry is None else max(timestamp, entry[1]),
+        )
 
 
 class FinalBuffer:
@@ -277,9 +448,9 @@ class FinalBuffer:
     go out in the order of their end, then of their windowed key's bytes (the buffer's order
     in Kafka Streams); null results are not emitted."""
 
-    def __init__(self, store: Store, size: int, emit: Emit) -> None:
+    def __init__(self, store: Store, window: WindowSpec, emit: Emit) -> None:
         self.store = store
-        self.size = size
+        self.window = window
         self.emit = emit
         # Buffer keys: window end (8 bytes big-endian), then the windowed key.
         self.heap = [key for key, _ in store.backend.items()]
@@ -287,7 +458,10 @@ class FinalBuffer:
 
     def put(self, partition: int, key: bytes, old: Any, new: Any, timestamp: int) -> None:
         """An update of the window store (its emit function)."""
-        end = int.from_bytes(key[-8:], "big", signed=True) + self.size
+        if self.window.kind == "session":
+            end = _time(key, 16)
+        else:
+            end = _time(key, 8) + self.window.span
         buffered = end.to_bytes(8, "big", signed=True) + key
         if self.store.get(buffered) is None and new is not None:
             heappush(self.heap, buffered)
@@ -426,7 +600,7 @@ class Stores:
                 windows = self.by_name[spec.name][p]
                 assert isinstance(windows, WindowStore)
                 windows.final = FinalBuffer(
-                    self.by_name[spec.window.final_store][p], spec.window.size, windows.emit
+                    self.by_name[spec.window.final_store][p], spec.window, windows.emit
                 )
                 windows.emit = windows.final.put
 

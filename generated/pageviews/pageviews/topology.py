@@ -97,7 +97,7 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     now9 = st5.observe(ts8) - 10000
                     for ws10 in (ts8 - ts8 % 60000,):
                         if ws10 + 60000 <= now9:
-                            st5.late(ts8, ws10)
+                            st5.late(ts8, ws10, ws10 + 60000)
                             continue
                         at = "views-count"
                         kw11 = kb4 + ws10.to_bytes(8, "big", signed=True)

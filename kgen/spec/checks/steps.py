@@ -26,6 +26,8 @@ from kgen.spec.models import (
     GroupByKey,
     Merge,
     Reduce,
+    Session,
+    Sliding,
     StepBase,
     Stream,
     Table,
@@ -96,6 +98,7 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
     # and the grouped end are the same mistake.
     stuck = False
     grouping = "group_by"  # the last grouping step's operation, for messages
+    window: WindowBase | None = None  # the window the next aggregation aggregates
     for j, step in enumerate(stream.steps):
         base: Loc = (kind, i, "steps", j)
         flow = before[j]
@@ -144,6 +147,12 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
         check_step(c, base, step)
         if isinstance(step, (Reduce, Aggregate)):
             check_subtract(c, base, step, before[j])
+        if isinstance(step, Aggregate):
+            check_merge(c, base, step, window)
+        if isinstance(step, WindowBase):
+            window = step
+        elif isinstance(step, AGGREGATIONS):
+            window = None
     if before[-1] in ("grouped", "grouped_table", "windowed") and not stuck:
         c.error(
             (kind, i, "steps", len(stream.steps) - 1),
@@ -234,6 +243,8 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
             logic(c, (*base, "init"), step.init)
         if step.subtract is not None:
             logic(c, (*base, "subtract"), step.subtract, agg=True)
+        if isinstance(step, Aggregate) and step.merge is not None:
+            logic(c, (*base, "merge"), step.merge, agg=True)
     elif isinstance(step, To):
         if isinstance(step.to, DynamicTo):
             logic(c, (*base, "to", "topic"), step.to.topic)
@@ -270,16 +281,39 @@ def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -
         )
 
 
+def check_merge(c: Checks, base: Loc, step: Aggregate, window: WindowBase | None) -> None:
+    """Sessions merge: an aggregate of session windows says how; no other aggregate may."""
+    if isinstance(window, Session) and step.merge is None:
+        c.error(
+            base,
+            "an aggregate of session windows needs merge: a record between two sessions "
+            "joins them into one",
+            "add merge = '<expression>' combining agg with another session's aggregate "
+            '(value), e.g. merge = "agg + value"',
+        )
+    elif step.merge is not None and not isinstance(window, Session):
+        c.error(
+            (*base, "merge"),
+            "merge is only for aggregates of session windows",
+            "drop merge, or aggregate { session = '<gap>', grace = '<grace>' } windows",
+        )
+
+
 def check_window(c: Checks, base: Loc, step: WindowBase) -> None:
-    """A store keeps a window at least until it closes: retention >= size + grace."""
-    size = duration_ms(getattr(step, operation(step)))
+    """A store keeps a window at least until it closes (Kafka Streams' minimum retention)."""
+    span = duration_ms(getattr(step, operation(step)))
     grace = duration_ms(step.grace)
-    if step.retention is not None and duration_ms(step.retention) < size + grace:
+    least, what = span + grace, "size plus its grace"
+    if isinstance(step, Sliding):
+        least, what = 2 * span + grace, "twice its time difference plus its grace"
+    elif isinstance(step, Session):
+        what = "inactivity gap plus its grace"
+    if step.retention is not None and duration_ms(step.retention) < least:
         c.error(
             (*base, "retention"),
-            f"retention {step.retention} is shorter than the window's size plus its grace "
-            f"({size + grace} ms): a window would leave the store before it closes",
-            f"drop retention (the default is size + grace) or make it at least {size + grace}ms",
+            f"retention {step.retention} is shorter than the window's {what} ({least} ms): "
+            "a window would leave the store before it closes",
+            f"drop retention (the default is that least) or make it at least {least}ms",
         )
 
 

@@ -24,7 +24,9 @@ enum Format {
     LONG,
     JSON,
     /** A windowed string key (TimeWindowedSerde): read as {"key", "start"}; output only. */
-    WINDOWED_STRING;
+    WINDOWED_STRING,
+    /** A session's string key (SessionWindowedSerde): read as {"key", "start", "end"}; output only. */
+    SESSION_STRING;
 
     static final ObjectMapper MAPPER = new ObjectMapper();
 
@@ -64,7 +66,7 @@ enum Format {
             case STRING -> node.asText().getBytes(StandardCharsets.UTF_8);
             case LONG -> new LongSerializer().serialize("", node.asLong());
             case JSON -> JSON_SERDE.serializer().serialize("", node);
-            case WINDOWED_STRING -> throw new IllegalArgumentException("windowed keys are output only");
+            case WINDOWED_STRING, SESSION_STRING -> throw new IllegalArgumentException("windowed keys are output only");
         };
     }
 
@@ -84,6 +86,16 @@ enum Format {
                 var node = JsonNodeFactory.instance.objectNode();
                 node.put("key", windowed.key());
                 node.put("start", windowed.window().start());
+                yield node;
+            }
+            case SESSION_STRING -> {
+                var windowed = WindowedSerdes.sessionWindowedSerdeFrom(String.class)
+                        .deserializer()
+                        .deserialize("", data);
+                var node = JsonNodeFactory.instance.objectNode();
+                node.put("key", windowed.key());
+                node.put("start", windowed.window().start());
+                node.put("end", windowed.window().end());
                 yield node;
             }
         };

@@ -1,6 +1,8 @@
 package dev.kgen.conformance;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -19,9 +21,12 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.SessionWindows;
+import org.apache.kafka.streams.kstream.SlidingWindows;
 import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
+import org.apache.kafka.streams.state.SessionStore;
 import org.apache.kafka.streams.state.WindowStore;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.Stores;
@@ -52,17 +57,19 @@ final class Twins {
      * the broker run uses a prefix so that a twin and the kgen app can write side by side.
      */
     static Map<String, Twin> all(String sinkPrefix) {
-        return Map.of(
-                "stateless", stateless(sinkPrefix),
-                "merge", merge(sinkPrefix),
-                "wordcount", wordcount(sinkPrefix),
-                "reduce", reduce(sinkPrefix),
-                "aggregate", aggregate(sinkPrefix),
-                "tables", tables(sinkPrefix),
-                "regroup", regroup(sinkPrefix),
-                "table-ops", tableOps(sinkPrefix),
-                "tumbling-count", tumblingCount(sinkPrefix),
-                "hopping-final", hoppingFinal(sinkPrefix));
+        return Map.ofEntries(
+                Map.entry("stateless", stateless(sinkPrefix)),
+                Map.entry("merge", merge(sinkPrefix)),
+                Map.entry("wordcount", wordcount(sinkPrefix)),
+                Map.entry("reduce", reduce(sinkPrefix)),
+                Map.entry("aggregate", aggregate(sinkPrefix)),
+                Map.entry("tables", tables(sinkPrefix)),
+                Map.entry("regroup", regroup(sinkPrefix)),
+                Map.entry("table-ops", tableOps(sinkPrefix)),
+                Map.entry("tumbling-count", tumblingCount(sinkPrefix)),
+                Map.entry("hopping-final", hoppingFinal(sinkPrefix)),
+                Map.entry("sliding-count", slidingCount(sinkPrefix)),
+                Map.entry("session-merge", sessionMerge(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -349,5 +356,70 @@ final class Twins {
                 },
                 Map.of("amounts", new Format[] {Format.STRING, Format.LONG}),
                 Map.of("hopping-sums", WINDOWED_LONG));
+    }
+
+    static Twin slidingCount(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    Duration difference = Duration.ofMillis(1000);
+                    builder.stream("clicks", Consumed.with(S, S))
+                            .groupByKey(Grouped.with(S, S))
+                            .windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(difference, Duration.ofMillis(300)))
+                            .count(windows("sliding-counts", Duration.ofMillis(2300), difference, L))
+                            .toStream()
+                            .to(sinks + "sliding-counts",
+                                    Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 1000), L));
+                    return builder.build();
+                },
+                Map.of("clicks", STRING_STRING),
+                Map.of("sliding-counts", WINDOWED_LONG));
+    }
+
+    static <V> Materialized<String, V, SessionStore<Bytes, byte[]>> sessions(
+            String name, Duration retention, Serde<V> values) {
+        return Materialized.<String, V>as(Stores.inMemorySessionStore(name, retention))
+                .withKeySerde(S)
+                .withValueSerde(values);
+    }
+
+    static Twin sessionMerge(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    SessionWindows windows =
+                            SessionWindows.ofInactivityGapAndGrace(Duration.ofMillis(500), Duration.ofMillis(200));
+                    KStream<String, String> visits = builder.stream("visits", Consumed.with(S, S));
+                    visits.groupByKey(Grouped.with(S, S))
+                            .windowedBy(windows)
+                            .aggregate(
+                                    () -> (JsonNode) JsonNodeFactory.instance.arrayNode(),
+                                    (k, v, agg) -> {
+                                        ArrayNode out = ((ArrayNode) agg).deepCopy();
+                                        out.add(v);
+                                        return out;
+                                    },
+                                    (k, one, two) -> {
+                                        ArrayNode out = ((ArrayNode) one).deepCopy();
+                                        out.addAll((ArrayNode) two);
+                                        return out;
+                                    },
+                                    sessions("session-pages", Duration.ofMillis(700), J))
+                            .toStream()
+                            .to(sinks + "session-pages",
+                                    Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), J));
+                    visits.groupByKey(Grouped.with(S, S))
+                            .windowedBy(windows)
+                            .count(sessions("session-counts", Duration.ofMillis(700), L))
+                            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+                            .toStream()
+                            .to(sinks + "session-counts",
+                                    Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), L));
+                    return builder.build();
+                },
+                Map.of("visits", STRING_STRING),
+                Map.of(
+                        "session-pages", new Format[] {Format.SESSION_STRING, Format.JSON},
+                        "session-counts", new Format[] {Format.SESSION_STRING, Format.LONG}));
     }
 }
