@@ -227,9 +227,10 @@ class WindowStore(Store):
     """A windowed aggregation's store. Keys are laid out as Kafka Streams' windowed keys: the
     key's bytes, then the window start (8 bytes big-endian); for sessions the end, then the
     start. It keeps the task's stream time (the latest timestamp it has seen; after a restart,
-    the latest of its windows'), and drops windows `retention` behind it (by start; sessions
-    by end) once their transaction committed: their changelog records age out with the
-    topic's retention.ms."""
+    the latest of its windows'). Windows expire `retention` behind the latest window it
+    holds (by start; sessions by end), as in Kafka Streams' in-memory window and session
+    stores: from then on no lookup sees them, and they leave the database once the
+    transaction commits (their changelog records age out with the topic's retention.ms)."""
 
     def __init__(
         self,
@@ -246,6 +247,8 @@ class WindowStore(Store):
         self.span = spec.window.span
         self.drop = drop
         self.stream_time = -1
+        # The latest window start (sessions: end) written: windows `retention` behind it expire.
+        self.store_time = -1
         # Bytes of the times after the key: a session has its end and start.
         self.suffix = 16 if spec.window.kind == "session" else 8
         # Window start (session: end) -> keys of its windows, to drop them when they expire.
@@ -258,7 +261,9 @@ class WindowStore(Store):
         self.final: FinalBuffer | None = None
 
     def _index(self, key: bytes) -> None:
-        self.by_time.setdefault(_time(key, 8 if self.suffix == 8 else 16), set()).add(key)
+        t = _time(key, 8 if self.suffix == 8 else 16)
+        self.store_time = max(self.store_time, t)
+        self.by_time.setdefault(t, set()).add(key)
         if self.by_key is not None:
             self.by_key.setdefault(key[: -self.suffix], set()).add(key)
 
@@ -294,7 +299,7 @@ class WindowStore(Store):
 
     def commit(self, offset: int | None) -> None:
         super().commit(offset)
-        cutoff = self.stream_time - self.window.retention
+        cutoff = self.store_time - self.window.retention
         expired = [t for t in self.by_time if t <= cutoff]
         if expired:
             gone: dict[bytes, bytes | None] = {}
@@ -314,9 +319,11 @@ class WindowStore(Store):
         start (Kafka Streams' findSessions order)."""
         assert self.by_key is not None
         found = []
+        # Ends after `low`: a gap before the record, and not expired.
+        low = max(timestamp - self.span, self.store_time - self.window.retention + 1)
         for stored in self.by_key.get(key, ()):
             end, start = _time(stored, 16), _time(stored, 8)
-            if end >= timestamp - self.span and start <= timestamp + self.span:
+            if end >= low and start <= timestamp + self.span:
                 entry = self.get(stored)
                 if entry is not None:
                     found.append((end, start, stored, entry[0]))
@@ -337,7 +344,7 @@ class WindowStore(Store):
         if timestamp < d:
             self._slide_early(key, timestamp, closed, fold, mine)
             return
-        low = max(0, timestamp - 2 * d)
+        low = max(0, timestamp - 2 * d, self.store_time - self.window.retention + 1)
         windows = sorted(
             ((_time(k, 8), k) for k in mine if low <= _time(k, 8) <= timestamp + 1), reverse=True
         )
@@ -393,7 +400,8 @@ class WindowStore(Store):
     ) -> None:
         """A record earlier than one time difference after 0: its left window would start
         before 0, so it goes into [0, difference] instead (as Kafka Streams does)."""
-        windows = sorted((_time(k, 8), k) for k in mine if _time(k, 8) <= timestamp + 1)
+        low = self.store_time - self.window.retention + 1  # not expired
+        windows = sorted((_time(k, 8), k) for k in mine if low <= _time(k, 8) <= timestamp + 1)
         starts: set[int] = set()
         combined: Entry = None
         right: Entry = None
