@@ -1,5 +1,5 @@
 """`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
---workloads filter,transform,count [--commit-intervals default,100]`;
+--workloads filter,transform,count,windowed-count [--commit-intervals default,100]`;
 `python -m bench restore --records N`."""
 
 from __future__ import annotations

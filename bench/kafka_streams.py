@@ -32,7 +32,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent / "kafka-streams"
 JAR = PROJECT / "target" / "kafka-streams-bench.jar"
 KAFKA_STREAMS_VERSION = "4.4.0"
-WORKLOADS = ("filter", "transform", "count")
+WORKLOADS = ("filter", "transform", "count", "windowed-count")
 MVN_TIMEOUT_S = 900
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Maven colours even its -q -B output
 
@@ -111,7 +111,7 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
     commit_interval_ms: int | None = None,
     stop_when_idle: float | None = None,
 ) -> list[str]:
-    """The argv that runs `workload` (filter, transform, count) with the jar.
+    """The argv that runs `workload` (filter, transform, count, windowed-count) with the jar.
 
     Exactly-once (v2), one stream thread, auto.offset.reset=earliest; Kafka Streams' own
     commit interval (100 ms under exactly-once) unless `commit_interval_ms` is given.
@@ -144,7 +144,16 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
 
 def internal_topics(workload: str, app_id: str) -> tuple[str, ...]:
     """The topics the app writes and reads back (its group commits offsets on them): `count`'s
-    repartition topic, named after the application id and the store ("counts")."""
+    repartition topic, named after the application id and the store ("counts").
+    `windowed-count` groups by the input's key: no repartition topic."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
     return (f"{app_id}-counts-repartition",) if workload == "count" else ()
+
+
+def changelog_topics(workload: str, app_id: str) -> tuple[str, ...]:
+    """The changelog of the app's store ("counts"): `count`'s key-value store and
+    `windowed-count`'s window store."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
+    return (f"{app_id}-counts-changelog",) if workload in {"count", "windowed-count"} else ()

@@ -25,7 +25,7 @@ VERSION = "3.28.1"
 # there whatever the resolver does.
 REQUIREMENTS = (f"quixstreams=={VERSION}", "orjson")
 APP = Path(__file__).resolve().parent / "quix_app.py"
-WORKLOADS = ("filter", "transform", "count")
+WORKLOADS = ("filter", "transform", "count", "windowed-count")
 _MARKER = "kgen-installed.txt"
 PIP_TIMEOUT_S = 900
 

@@ -2,7 +2,7 @@
 
 Runs in the Quix venv of bench/quix.py (imports quixstreams and the standard library only):
 
-    python bench/quix_app.py --workload filter|transform|count --bootstrap HOST:PORT
+    python bench/quix_app.py --workload filter|transform|count|windowed-count --bootstrap HOST:PORT
         --input TOPIC --output TOPIC --app-id ID --state-dir DIR
         [--commit-interval-ms N] [--stop-when-idle SECONDS]
 
@@ -16,6 +16,10 @@ offset, Quix's default commit interval (5 s) unless --commit-interval-ms is give
 - count: group_by("user") (a repartition topic), a stateful count per user in Quix's state
   (RocksDB, with a changelog topic), each update written with key = user (string) and value =
   the count as an 8-byte big-endian signed long.
+- windowed-count: the value's `ts` as the record's time (a timestamp extractor), a 1-minute
+  tumbling window without grace per message key (the user: no group_by), `.count().current()`
+  (every update), each written with Kafka Streams' windowed key layout (the key's bytes, then
+  the window start as 8 bytes big-endian) and the count as an 8-byte big-endian signed long.
 
 Stops by itself (exit 0) after --stop-when-idle seconds without a processed message (input
 or repartition), timed from launch until the first one (so it must exceed the start-up: group
@@ -49,6 +53,8 @@ from quixstreams import Application, State  # noqa: E402 - after the signal hand
 from quixstreams.models import Serializer  # noqa: E402
 
 _LONG = struct.Struct(">q")
+WORKLOADS = ("filter", "transform", "count", "windowed-count")
+WINDOW_MS = 60_000
 
 
 class LongSerializer(Serializer):
@@ -86,9 +92,37 @@ def count(_value: dict[str, Any], state: State[str, int]) -> int:
     return n
 
 
+class CountSerializer(Serializer):
+    """The count of a (windowed key, count) pair, as LongSerializer writes it."""
+
+    def __call__(self, value: tuple[bytes, int], ctx: Any) -> bytes:
+        return _LONG.pack(value[1])
+
+
+def event_time(value: dict[str, Any], _headers: Any, _timestamp: int, _type: Any) -> int:
+    ts: int = value["ts"]
+    return ts
+
+
+def windowed(window: dict[str, Any], key: bytes, _ts: int, _headers: Any) -> tuple[bytes, int]:
+    """A window's update as (Kafka Streams' windowed key, count)."""
+    start: int = window["start"]
+    return key + start.to_bytes(8, "big", signed=True), window["value"]
+
+
+def windowed_key(pair: tuple[bytes, int]) -> bytes:
+    return pair[0]
+
+
 def build(app: Application, workload: str, input_name: str, output_name: str) -> None:
     """The StreamingDataFrame of `workload`, registered on `app`."""
-    source = app.topic(input_name, key_deserializer="bytes", value_deserializer="json")
+    extractor = event_time if workload == "windowed-count" else None
+    source = app.topic(
+        input_name,
+        key_deserializer="bytes",
+        value_deserializer="json",
+        timestamp_extractor=extractor,
+    )
     sdf = app.dataframe(source)
     if workload == "filter":
         out = app.topic(output_name, key_serializer="bytes", value_serializer="json")
@@ -104,13 +138,19 @@ def build(app: Application, workload: str, input_name: str, output_name: str) ->
         sdf = sdf.group_by("user")
         sdf = sdf.apply(count, stateful=True)
         sdf.to_topic(out)
+    elif workload == "windowed-count":
+        out = app.topic(output_name, key_serializer="bytes", value_serializer=CountSerializer())
+        # Windows are per message key: the input's key is already the value's user.
+        sdf = sdf.tumbling_window(WINDOW_MS, grace_ms=0).count().current()
+        sdf = sdf.apply(windowed, metadata=True)
+        sdf.to_topic(out, key=windowed_key)
     else:
         raise ValueError(f"unknown workload {workload!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workload", required=True, choices=("filter", "transform", "count"))
+    parser.add_argument("--workload", required=True, choices=WORKLOADS)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)

@@ -273,10 +273,13 @@ class KafkaStreams(OtherProcessor):
         return kafka_streams.command(runtime, *args, **kwargs)
 
     def internal_topics(self, workload: Workload) -> tuple[str, ...]:
-        if workload.name != "count":
-            return ()
+        from bench import kafka_streams
+
         app = self.app_id(workload)
-        return (f"{app}-counts-repartition", f"{app}-counts-changelog")
+        return (
+            *kafka_streams.internal_topics(workload.name, app),
+            *kafka_streams.changelog_topics(workload.name, app),
+        )
 
     def internal_sources(self, workload: Workload) -> tuple[str, ...]:
         from bench import kafka_streams
@@ -326,9 +329,12 @@ class Quix(OtherProcessor):
         return quix.command(runtime, *args, **kwargs)
 
     def internal_topics(self, workload: Workload) -> tuple[str, ...]:
+        app = self.app_id(workload)
+        if workload.name == "windowed-count":
+            # The window's store, named after its definition: no repartition (no group_by).
+            return (f"changelog__{app}--{INPUT_TOPIC}--tumbling_window_60000_count",)
         if workload.name != "count":
             return ()
-        app = self.app_id(workload)
         return (
             *self.internal_sources(workload),
             f"changelog__{app}--repartition.{INPUT_TOPIC}.user--default",

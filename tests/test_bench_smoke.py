@@ -1,7 +1,7 @@
 """The benchmark harness end to end at toy size, against the session broker: `python -m bench
 run --records 2000 --repeat 1 --warmup 0` runs the kgen apps, Kafka Streams, Quix Streams and
-the copy baseline on the filter, transform and count workloads, and every output verifies (the
-count workload's as a table); `python -m bench restore` restores a store from its changelog,
+the copy baseline on the filter, transform, count and windowed-count workloads, and every output
+verifies (the counts as tables); `python -m bench restore` restores a store from its changelog,
 then from its tail. Nothing here depends on how fast anything ran."""
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 SYSTEMS = ("kgen", "kafka-streams", "quix", "copy")
-WORKLOADS = ("filter", "transform", "count")
+WORKLOADS = ("filter", "transform", "count", "windowed-count")
 
 
 def test_bench_runs_every_system_on_every_workload(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """One tiny round (no warm-up) of the four systems on the three workloads, from one
+    """One tiny round (no warm-up) of the four systems on the four workloads, from one
     command: every output verifies. The Kafka Streams jar (Maven, ~25 s) and the Quix venv
     (pip, ~35 s) are made on first use and cached under ~/.cache/kgen/bench/."""
     runs_file = tmp_path / "runs.json"
@@ -83,6 +83,12 @@ def test_bench_runs_every_system_on_every_workload(kafka_bootstrap: str, tmp_pat
         count = by["count", system]
         assert count["keys"] == count["expected"] > 1500
         assert count["keys"] <= count["written"] <= 2000
+        # windowed-count: per user and event-time minute. The values' ts are 7 ms apart, so
+        # 2000 records span 14 s inside one minute: a window per user, as many as count's keys
+        # (the windowed key layout and the event time are what the table check adds here).
+        windowed = by["windowed-count", system]
+        assert windowed["keys"] == windowed["expected"] == count["expected"]
+        assert windowed["keys"] <= windowed["written"] <= 2000
     # The summary table (with each system's ratio to kgen) is printed; a results file written.
     assert "| default | transform | quix |" in result.stdout
     assert len(list((tmp_path / "results").glob("*.md"))) == 1
