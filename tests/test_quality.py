@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import BuildApp
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = sorted(p for p in (ROOT / "generated").iterdir() if (p / "pyproject.toml").is_file())
@@ -36,3 +37,15 @@ def test_generated_app_passes_ruff(app: Path) -> None:
 @pytest.mark.parametrize("app", APPS, ids=[a.name for a in APPS])
 def test_generated_app_passes_mypy_strict(app: Path) -> None:
     _run("mypy", "--strict", app.name.replace("-", "_"), "tests", cwd=app)
+
+
+# Conformance topologies whose generated code no committed example has (sliding windows,
+# suppression buffers, session merges, KTable operations, regrouping): typed too.
+CONFORMANCE = ["sliding-count", "suppress", "session-merge", "table-ops", "regroup"]
+
+
+@pytest.mark.parametrize("topology", CONFORMANCE)
+def test_conformance_app_passes_mypy_strict(topology: str, build_app: BuildApp) -> None:
+    spec = ROOT / "tests" / "conformance" / "specs" / f"{topology}.toml"
+    app = build_app(spec.read_text(encoding="utf-8"), f"quality_{topology.replace('-', '_')}")
+    _run("mypy", "--strict", app.package, "tests", cwd=app.root)

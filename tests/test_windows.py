@@ -221,3 +221,52 @@ def test_window_mistakes_are_located(tmp_path: Any, steps: str, message: str) ->
         load_spec(spec)
     text = info.value.format()
     assert message in text and "bad.toml:7" in text, text
+
+
+SUPPRESSED = """
+app = "win-suppress-{name}"
+
+[topics.events]
+key = "string"
+value = "json"
+
+[topics.out]
+key = "string"
+value = "long"
+
+[[streams]]
+name = "events"
+from = "events"
+steps = [
+  {{ group_by_key = true }},
+  {{ count = true, store = "counts" }},
+  {{ suppress = "1s", {limits} }},
+  {{ to_stream = true }},
+  {{ to = "out" }},
+]
+"""
+
+
+def test_suppress_holds_each_key_until_its_time_is_up(build_app: BuildApp) -> None:
+    spec = SUPPRESSED.format(name="held", limits="max_records = 2")
+    app = build_app(spec, "win_suppress_held")
+    driver = app.module("driver").TopologyTestDriver()
+    for key, ts in [("a", 0), ("a", 500), ("b", 600)]:
+        driver.pipe_input("events", key, {}, timestamp=ts)
+    assert driver.read_records("out") == []
+    # Stream time 1000: a's first held update (at 0) is 1 s old; its latest count goes out.
+    driver.pipe_input("events", "c", {}, timestamp=1000)
+    assert [(r.key, r.value, r.timestamp) for r in driver.read_records("out")] == [("a", 2, 500)]
+    # A third key held: the buffer holds at most 2, so the oldest (b) goes out early.
+    driver.pipe_input("events", "d", {}, timestamp=1100)
+    assert [(r.key, r.value) for r in driver.read_records("out")] == [("b", 1)]
+
+
+def test_a_full_buffer_that_shuts_down_stops_the_app(build_app: BuildApp) -> None:
+    spec = SUPPRESSED.format(name="full", limits='max_records = 1, when_full = "shut_down"')
+    app = build_app(spec, "win_suppress_full")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_input("events", "a", {}, timestamp=0)
+    errors = app.module("errors")
+    with pytest.raises(errors.BufferFull, match="holds more than 1 keys"):
+        driver.pipe_input("events", "b", {}, timestamp=10)

@@ -70,6 +70,9 @@ class StatefulFuser(FuserBase):
         elif node.kind in ("filter", "filter_not", "map_values"):
             self.at(node, depth)
             self.table_step(node, env, old, depth)
+        elif node.kind == "suppress":
+            self.at(node, depth)
+            self.suppress(node, env, depth)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
 
@@ -110,6 +113,25 @@ class StatefulFuser(FuserBase):
                 self.isolated(depth, partial(self.updates, child, dict(env, value=new), new_old))
             else:
                 self.updates(child, dict(env, value=new), new_old, depth)
+
+    def suppress(self, node: Node, env: Env, depth: int) -> None:
+        """A table's updates into a suppression buffer, which forwards each key's latest
+        update once its time is up (the buffer store's update function runs the steps after
+        it). The buffer keeps values as bytes: a null one (a tombstone) is held too."""
+        assert node.store is not None
+        key, value = env["key"], env["value"]
+        key_format = key.fmt or "string"
+        if value.raw is not None and value.fmt is not None:
+            value_format, data = value.fmt, value.raw
+        else:
+            value_format = AGGREGATE_FORMAT if value.fmt is None else value.fmt
+            data = self.encoded(env, "value", value_format)
+        self.store_formats[node.store] = TopicFormats(key_format, value_format)
+        self.raw_stores.add(node.store)
+        self.stateful.append(node)
+        kb = self.encoded(env, "key", key_format)
+        ts = self.plain(env, "timestamp")
+        self.emit(depth, f"ctx.suppression({node.store!r}, part).hold({kb}, {data}, {ts})")
 
     def table_source(self, node: Node, env: Env, formats: TopicFormats, depth: int) -> None:
         """A table's source record upserts its key (a null value deletes it); records without
@@ -244,7 +266,10 @@ class StatefulFuser(FuserBase):
             both = f"isinstance({headers}, list) and {headers}[:1] == [{REGROUP_HEADER}]"
             self.emit(depth, f"elif {both}:")
             # The old value leaves and the new one joins: one update (KIP-904).
-            old_env = dict(env, value=Var(None, f"{headers}[1][1]", env["value"].fmt))
+            # (A header's value is typed str | bytes | None; this one is bytes.)
+            old = f"{headers}[1][1]"
+            old_bytes = f"({old} if isinstance({old}, bytes) else None)"
+            old_env = dict(env, value=Var(None, old_bytes, env["value"].fmt))
             if "value" in needed:
                 self.decoded(old_env, "value", depth + 1)
             between, mid = self.fresh("a"), self.fresh("o")
@@ -320,12 +345,13 @@ class StatefulFuser(FuserBase):
         sessions, sk, sv, s0, s1 = (self.fresh(p) for p in ("ss", "sk", "sv", "s", "e"))
         self.emit(depth, f"{now} = {st}.observe({ts}) - {windows.grace(window) + gap}")
         self.emit(depth, f"{sessions} = {st}.sessions({kb}, {ts})")
+        # Typed Any: the spec's expressions decide what an aggregate holds.
         if isinstance(step, Aggregate):
-            self.emit(depth, f"{g} = {self.call(step.init, env)}")
+            self.emit(depth, f"{g}: Any = {self.call(step.init, env)}")
         else:
-            self.emit(depth, f"{g} = {'0' if node.kind == 'count' else 'None'}")
+            self.emit(depth, f"{g}: Any = {'0' if node.kind == 'count' else 'None'}")
         self.emit(depth, f"{start} = {end} = {ts}")
-        self.emit(depth, f"for {sk}, {sv}, {s0}, {s1} in {sessions}:")
+        self.emit(depth, f"for _, {sv}, {s0}, {s1} in {sessions}:")
         merged = dict(env, value=Var(sv))
         if isinstance(step, Aggregate):
             assert step.merge is not None
@@ -341,7 +367,7 @@ class StatefulFuser(FuserBase):
         self.emit(depth + 1, f"{st}.late({ts}, {start}, {end})")
         self.emit(depth, "else:")
         self.emit(depth + 1, f"if {start} != {ts} or {end} != {ts}:")
-        self.emit(depth + 2, f"for {sk}, {sv}, {s0}, {s1} in {sessions}:")
+        self.emit(depth + 2, f"for {sk}, _, _, {s1} in {sessions}:")
         self.emit(depth + 3, f"{st}.put({sk}, None, {s1})")
         a = self.fresh("a")
         if isinstance(step, Aggregate):

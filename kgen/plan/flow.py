@@ -23,6 +23,7 @@ from kgen.spec import (
     Session,
     Sliding,
     StepBase,
+    Suppress,
     To,
     ToStream,
     Tumbling,
@@ -35,23 +36,23 @@ WINDOWS = (Tumbling, Hopping, Sliding, Session)
 ALLOWED: dict[Flow, str] = {
     "stream": "any stream step, group_by_key or group_by",
     "grouped": "count, reduce, aggregate, or a window (tumbling, hopping, sliding, session)",
-    "table": "filter, filter_not, map_values, group_by, to_stream or to",
+    "table": "filter, filter_not, map_values, group_by, suppress, to_stream or to",
     "grouped_table": "count, reduce or aggregate (with subtract)",
     "windowed": "count, reduce or aggregate",
-    "windowed_table": "to_stream or to",
+    "windowed_table": "suppress, to_stream or to",
 }
 
 
 def step_allowed(flow: Flow, step: StepBase) -> bool:
     if flow == "stream":
-        return not isinstance(step, (*AGGREGATIONS, *WINDOWS, ToStream))
+        return not isinstance(step, (*AGGREGATIONS, *WINDOWS, Suppress, ToStream))
     if flow == "grouped":
         return isinstance(step, (*AGGREGATIONS, *WINDOWS))
     if flow in ("grouped_table", "windowed"):
         return isinstance(step, AGGREGATIONS)
     if flow == "windowed_table":
-        return isinstance(step, (ToStream, To))
-    return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, ToStream, To))
+        return isinstance(step, (Suppress, ToStream, To))
+    return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, Suppress, ToStream, To))
 
 
 def after(flow: Flow, step: StepBase) -> Flow:

@@ -27,6 +27,7 @@ from kgen.spec import (
     Step,
     StepBase,
     Stream,
+    Suppress,
     Table,
     To,
     ToStream,
@@ -282,6 +283,10 @@ def _build_stream(
             attach(node)
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
+        elif isinstance(step, Suppress):
+            store = step.store_name(stream.name)
+            name = names.new(base or f"{stream.name}-suppress")
+            attach(Node(name, "suppress", store=store, step=step))
         elif isinstance(step, Merge):
             node = Node(names.new(base or f"{stream.name}-merge"), "merge")
             attach(node)

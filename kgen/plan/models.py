@@ -52,6 +52,15 @@ class WindowPlan:
 
 
 @dataclass(frozen=True)
+class SuppressPlan:
+    """A suppression buffer (suppress with a time limit)."""
+
+    limit_ms: int
+    max_records: int | None
+    shut_down_when_full: bool
+
+
+@dataclass(frozen=True)
 class WindowedFormat:
     """A windowed key's format: the key in `inner`, then the window start (8 bytes); for
     sessions, the end then the start."""
@@ -80,6 +89,8 @@ class StorePlan:
     emit_function: str
     # A windowed aggregation's store: its windows.
     window: WindowPlan | None = None
+    # A suppression buffer's store: its limits.
+    suppress: SuppressPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,8 @@ class AppPlan:
     process_produces: bool
     # Some aggregation is windowed (window stores, stream time, late records).
     windowed: bool
+    # Some table's updates are suppressed (suppression buffers).
+    suppressed: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
     drops: bool
     tests: tuple[TestCasePlan, ...]

@@ -17,6 +17,7 @@ from kgen.plan.models import (
     SourceBlock,
     StorePlan,
     SubTopology,
+    SuppressPlan,
     TestCasePlan,
     TopicPlan,
     WindowedFormat,
@@ -28,9 +29,11 @@ from kgen.spec import (
     Spec,
     StoreConfig,
     Stream,
+    Suppress,
     Table,
     TestRecord,
     WindowBase,
+    duration_ms,
     package_name,
 )
 from kgen.spec.load import LoadedSpec
@@ -47,7 +50,7 @@ _DETAIL = {
     "dynamic_sink": "to",
     "to_stream": "to_stream",
 }
-_STATEFUL = ("table_source", "count", "reduce", "aggregate")
+_STATEFUL = ("table_source", "count", "reduce", "aggregate", "suppress")
 # Table operations that keep their result in a store.
 _TABLE_OPS = ("filter", "filter_not", "map_values")
 
@@ -168,6 +171,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         task_groups=_task_groups(g),
         process_produces=any("produce(" in line for b in blocks for line in b.lines),
         windowed=any(n.window is not None for n in nodes),
+        suppressed=any(n.kind == "suppress" for n in nodes),
         drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
@@ -189,6 +193,13 @@ def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
             out.extend(t for t in node.topics if t not in out)
         stack.extend(node.successors())
     return tuple(sorted(out))
+
+
+def _suppress_plan(node: graph.Node) -> SuppressPlan | None:
+    step = node.step
+    if not isinstance(step, Suppress):
+        return None
+    return SuppressPlan(duration_ms(step.suppress), step.max_records, step.when_full == "shut_down")
 
 
 def _windowed_format(name: str) -> WindowedFormat:
@@ -306,6 +317,7 @@ def _state(
                     source_topics=topics,
                     emit_function=_emit_name(node.store),
                     window=window,
+                    suppress=_suppress_plan(node),
                 )
             )
             internal.append(

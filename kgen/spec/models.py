@@ -299,6 +299,22 @@ class Session(WindowBase):
         return v
 
 
+class Suppress(StepBase):
+    """Holds a table's updates per key for `suppress` after the key's first held update (on
+    stream time), then forwards the key's latest (Kafka Streams' suppress(untilTimeLimit)):
+    fewer, later updates. `max_records` bounds the buffer; when it is full the oldest go out
+    early (`when_full = "emit_early"`) or the app stops (`"shut_down"`)."""
+
+    suppress: Duration
+    max_records: int | None = Field(default=None, ge=1)
+    when_full: Literal["emit_early", "shut_down"] = "emit_early"
+    # The buffer's store (with its changelog); default '<stream>-suppress'.
+    store: Name | None = None
+
+    def store_name(self, stream: str) -> str:
+        return self.store or f"{stream}-suppress"
+
+
 class ToStream(StepBase):
     """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
 
@@ -338,6 +354,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "hopping": Hopping,
     "sliding": Sliding,
     "session": Session,
+    "suppress": Suppress,
 }
 
 
@@ -381,7 +398,8 @@ Step = Annotated[
     | Annotated[Tumbling, Tag("tumbling")]
     | Annotated[Hopping, Tag("hopping")]
     | Annotated[Sliding, Tag("sliding")]
-    | Annotated[Session, Tag("session")],
+    | Annotated[Session, Tag("session")]
+    | Annotated[Suppress, Tag("suppress")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",

@@ -200,6 +200,31 @@ def session_merge(rng: random.Random) -> Case:
     ]
 
 
+def suppress(rng: random.Random) -> Case:
+    count = rng.randint(1, 25)
+    records = []
+    for ts in _event_times(rng, count):
+        if rng.random() < 0.5:
+            records.append(
+                {
+                    "topic": "events",
+                    "key": rng.choice([*KEYS[:6], None]),
+                    "value": _text(rng),
+                    "timestamp": ts,
+                }
+            )
+        else:
+            records.append(
+                {
+                    "topic": "profiles",
+                    "key": rng.choice(["u1", "u2", "ü3", "", None]),
+                    "value": _text(rng),
+                    "timestamp": ts,
+                }
+            )
+    return records
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -213,6 +238,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "hopping-final": hopping_final,
     "sliding-count": sliding_count,
     "session-merge": session_merge,
+    "suppress": suppress,
 }
 
 

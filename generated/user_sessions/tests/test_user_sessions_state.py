@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from user_sessions.backends import MemoryBackend, RocksDBBackend
-from user_sessions.serde import SERIALIZERS
 from user_sessions.state import STORES, Store
 
 SPEC = STORES["user-sessions"]

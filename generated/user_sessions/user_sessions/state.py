@@ -478,7 +478,7 @@ class FinalBuffer:
 
 
 def _no_emit(partition: int, key: bytes, old: Any, new: Any, timestamp: int) -> None:
-    """A final buffer's store forwards nothing itself: the buffer emits what closed."""
+    """A buffer's store forwards nothing itself: the buffer emits what is due."""
 
 
 class Context:

@@ -76,9 +76,9 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     st4 = ctx.window_store("user-sessions", (msg.partition() or 0))
                     now10 = st4.observe(ts2) - 2100000
                     ss11 = st4.sessions(kb3, ts2)
-                    g7 = {"clicks": 0, "pages": []}
+                    g7: Any = {"clicks": 0, "pages": []}
                     s8 = e9 = ts2
-                    for sk12, sv13, s14, e15 in ss11:
+                    for _, sv13, s14, e15 in ss11:
                         g7 = {
                             "clicks": g7["clicks"] + sv13["clicks"],
                             "pages": g7["pages"] + sv13["pages"],
@@ -90,7 +90,7 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                     else:
                         at = "clicks-aggregate"
                         if s8 != ts2 or e9 != ts2:
-                            for sk12, sv13, s14, e15 in ss11:
+                            for sk12, _, _, e15 in ss11:
                                 st4.put(sk12, None, e15)
                         at = "clicks-aggregate"
                         a16 = {"clicks": g7["clicks"] + 1, "pages": g7["pages"] + [v1["page"]]}

@@ -18,8 +18,10 @@ from kgen.spec.models import (
     Spec,
     StepBase,
     Stream,
+    Suppress,
     Table,
     To,
+    WindowBase,
 )
 from kgen.spec.modules import ModuleLookup
 from kgen.spec.parts import Damage
@@ -148,11 +150,17 @@ class Checks:
         for i, table in enumerate(self.spec.tables):
             writers.setdefault(table.store, []).append(("tables", i, "store"))
         for base, entry in entries(self.spec):
+            final = False  # the last window step emits final results
             for j, step in enumerate(entry.steps):
                 # Aggregations, and a table's filter or map_values kept in a store.
                 store = getattr(step, "store", None)
+                if isinstance(step, Suppress):
+                    store = step.store_name(entry.name)
                 if isinstance(store, str):
                     writers.setdefault(store, []).append((*base, "steps", j, "store"))
+                    if final:  # its results wait in a buffer store of their own
+                        writers.setdefault(f"{store}-final", []).append((*base, "steps", j - 1))
+                final = isinstance(step, WindowBase) and step.emit == "final"
         return writers
 
     def writer(self, loc: Loc) -> str:

@@ -30,6 +30,7 @@ from kgen.spec.models import (
     Sliding,
     StepBase,
     Stream,
+    Suppress,
     Table,
     To,
     ToStream,
@@ -256,7 +257,7 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
         check_branch(c, base, step)
     elif isinstance(step, WindowBase):
         check_window(c, base, step)
-    elif isinstance(step, (Merge, GroupByKey, ToStream, Count)):
+    elif isinstance(step, (Merge, GroupByKey, ToStream, Count, Suppress)):
         pass  # no logic; merge's references are checked with the graph
     else:
         logic(c, (*base, operation(step)), getattr(step, operation(step)))

@@ -69,7 +69,8 @@ final class Twins {
                 Map.entry("tumbling-count", tumblingCount(sinkPrefix)),
                 Map.entry("hopping-final", hoppingFinal(sinkPrefix)),
                 Map.entry("sliding-count", slidingCount(sinkPrefix)),
-                Map.entry("session-merge", sessionMerge(sinkPrefix)));
+                Map.entry("session-merge", sessionMerge(sinkPrefix)),
+                Map.entry("suppress", suppress(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -421,5 +422,28 @@ final class Twins {
                 Map.of(
                         "session-pages", new Format[] {Format.SESSION_STRING, Format.JSON},
                         "session-counts", new Format[] {Format.SESSION_STRING, Format.LONG}));
+    }
+
+    static Twin suppress(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.stream("events", Consumed.with(S, S))
+                            .groupByKey(Grouped.with(S, S))
+                            .count(store("event-counts", L))
+                            .suppress(Suppressed.untilTimeLimit(
+                                    Duration.ofMillis(500),
+                                    Suppressed.BufferConfig.maxRecords(3).emitEarlyWhenFull()))
+                            .toStream()
+                            .to(sinks + "held-counts", Produced.with(S, L));
+                    builder.table("profiles", Consumed.with(S, S), store("profiles", S))
+                            .suppress(Suppressed.untilTimeLimit(
+                                    Duration.ofMillis(300), Suppressed.BufferConfig.unbounded()))
+                            .toStream()
+                            .to(sinks + "held-profiles", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("events", STRING_STRING, "profiles", STRING_STRING),
+                Map.of("held-counts", STRING_LONG, "held-profiles", STRING_STRING));
     }
 }
