@@ -6,11 +6,14 @@ hopping-final)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from conftest import App, BuildApp
 
+from kgen import topics
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 
@@ -270,3 +273,23 @@ def test_a_full_buffer_that_shuts_down_stops_the_app(build_app: BuildApp) -> Non
     errors = app.module("errors")
     with pytest.raises(errors.BufferFull, match="holds more than 1 keys"):
         driver.pipe_input("events", "b", {}, timestamp=10)
+
+
+@pytest.mark.broker
+def test_windowed_results_are_partitioned_by_their_plain_key(
+    build_app: BuildApp, kafka_bootstrap: str
+) -> None:
+    """The app's murmur2 is the Java client's (and librdkafka's murmur2_random): a windowed
+    result goes where the plain key would, as with Kafka Streams' WindowedStreamPartitioner."""
+    app = _app(build_app, "partitioner", 'tumbling = "1m", grace = "0s"')
+    murmur2 = app.module("serde").murmur2
+    keys = ["", "a", "ab", "abc", "abcd", "ü", "日本語", "user-12345"]
+    keys += [f"k{i}" for i in range(60)]
+    topic = f"murmur2-{uuid.uuid4().hex[:8]}"
+    topics.create_topics(kafka_bootstrap, {topic: 7})
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    for key in keys:
+        producer.produce(topic, b"v", key.encode())
+    assert producer.flush(30) == 0
+    placed = {r.key: r.partition for r in topics.read_committed(kafka_bootstrap, topic)}
+    assert placed == {k.encode(): (murmur2(k.encode()) & 0x7FFFFFFF) % 7 for k in keys}

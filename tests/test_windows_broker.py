@@ -283,11 +283,13 @@ def test_sigkill_twice_then_every_final_window_exactly_once(
     assert not wrong, (
         f"{summary}: {len(wrong)} (count, time) != expected, e.g. {list(wrong.items())[:5]}"
     )
-    # Each key's windows go out in the order they close (checked per output partition: this
-    # test does not rely on which partition a windowed key is written to).
-    seen: dict[tuple[bytes, int], list[int]] = {}
+    # Every window of a key goes to one partition, the plain key's (Kafka Streams'
+    # WindowedStreamPartitioner), in the order the windows close.
+    seen: dict[bytes, list[tuple[int, int]]] = {}
     for r, (key, start) in zip(output, windows, strict=True):
-        seen.setdefault((key, r.partition), []).append(start)
-    disordered = [where for where, starts in seen.items() if starts != sorted(starts)]
+        seen.setdefault(key, []).append((r.partition, start))
+    scattered = [k for k, got in seen.items() if len({p for p, _ in got}) != 1]
+    assert not scattered, f"{summary}: windows of one key in several partitions: {scattered[:5]}"
+    disordered = [k for k, got in seen.items() if got != sorted(got)]
     assert not disordered, f"{summary}: windows out of order for {disordered[:5]}"
     print(summary)

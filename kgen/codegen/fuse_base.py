@@ -221,9 +221,19 @@ class FuserBase:
         value = self.encoded(env, "value", formats.value)
         # Output keeps the input record's timestamp and headers, as in Kafka Streams.
         timestamp, headers = self.plain(env, "timestamp"), self.plain(env, "headers")
+        partition = ""
+        if formats.key.startswith(("windowed_", "session_")):
+            # Kafka Streams' WindowedStreamPartitioner: by the plain key, not the window.
+            times = 16 if formats.key.startswith("session_") else 8
+            if not key.isidentifier():
+                kb = self.fresh("kb")
+                self.emit(depth, f"{kb} = {key}")
+                key = kb
+            partition = f", partition=ctx.partition_of({topic_code}, {key}[:-{times}])"
         self.emit(
             depth,
-            f"produce({topic_code}, {value}, {key}, timestamp={timestamp}, headers={headers})",
+            f"produce({topic_code}, {value}, {key}, timestamp={timestamp}, headers={headers}"
+            f"{partition})",
         )
 
     def node(self, node: Node, env: Env, depth: int) -> None:

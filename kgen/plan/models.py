@@ -194,6 +194,8 @@ class AppPlan:
     windowed: bool
     # Some table's updates are suppressed (suppression buffers).
     suppressed: bool
+    # Sinks written with windowed keys: partitioned by the plain key, as Kafka Streams does.
+    windowed_sinks: tuple[str, ...]
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
     drops: bool
     tests: tuple[TestCasePlan, ...]

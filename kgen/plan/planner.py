@@ -172,6 +172,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         process_produces=any("produce(" in line for b in blocks for line in b.lines),
         windowed=any(n.window is not None for n in nodes),
         suppressed=any(n.kind == "suppress" for n in nodes),
+        windowed_sinks=tuple(sorted(windowed_sinks)),
         drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,

@@ -60,7 +60,7 @@ class TopologyTestDriver:
         # Like Kafka Streams' TopologyTestDriver with caching off: every store update is
         # forwarded at once, in order, whatever the spec's cache_max_entries says.
         self.stores = Stores(None, self._send_changelog, cache_max_entries=0)
-        self._ctx = Context(self.errors, self.stores)
+        self._ctx = Context(self.errors, self.stores, lambda topic, key: 0)
         self.stores.bind(self._ctx, topology.EMITTERS)
         self.stores.assign((t, 0) for t in (*SOURCE_TOPICS, *INTERNAL_SOURCE_TOPICS))
 
@@ -151,6 +151,7 @@ class TopologyTestDriver:
         *,
         timestamp: int,
         headers: Headers | None,
+        partition: int = -1,  # one partition per topic here
     ) -> None:
         if timestamp < 0:
             raise ValueError(f"invalid timestamp {timestamp}")

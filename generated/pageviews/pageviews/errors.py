@@ -28,6 +28,7 @@ class Produce(Protocol):
         *,
         timestamp: int,
         headers: Headers | None,
+        partition: int = ...,
     ) -> None: ...
 
 

@@ -494,8 +494,12 @@ def _no_emit(partition: int, key: bytes, old: Any, new: Any, timestamp: int) -> 
 class Context:
     """What the topology sees: where records go, the error policy and the stores."""
 
-    def __init__(self, errors: ErrorPolicy, stores: Stores) -> None:
+    def __init__(
+        self, errors: ErrorPolicy, stores: Stores, partition_of: Callable[[str, bytes], int]
+    ) -> None:
         self.produce: Produce = errors.produce
+        # The partition of a windowed result (by its plain key, as Kafka Streams' sinks do).
+        self.partition_of = partition_of
         self.on_error = errors.on_error
         self.on_consume_error = errors.on_consume_error
         self.on_update_error = errors.on_update_error

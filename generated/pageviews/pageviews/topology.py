@@ -52,6 +52,9 @@ class Context(Protocol):
 
     def window_store(self, name: str, partition: int) -> WindowStore: ...
 
+    # The partition of a windowed result: by its plain key's bytes.
+    partition_of: Callable[[str, bytes], int]
+
     def on_update_error(
         self, store: str, partition: int, key: bytes, value: object, exc: Exception, node: str = ""
     ) -> None: ...
@@ -116,7 +119,14 @@ def _emit_views_per_minute(
     produce = ctx.produce
     try:
         at = "views-to"
-        produce("views-per-minute", serialize_long(new), key, timestamp=ts, headers=None)
+        produce(
+            "views-per-minute",
+            serialize_long(new),
+            key,
+            timestamp=ts,
+            headers=None,
+            partition=ctx.partition_of("views-per-minute", key[:-8]),
+        )
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("views-per-minute", part, key, new, exc, at)
 

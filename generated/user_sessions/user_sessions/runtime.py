@@ -139,7 +139,7 @@ class Runner(Recovery, Rebalancing):
             settings.cache_max_entries,
             self.watchdog.tick,
         )
-        self.ctx = Context(self.errors, self.stores)
+        self.ctx = Context(self.errors, self.stores, self.topics.partition_of)
         self.stores.bind(self.ctx, topology.EMITTERS)
         # Partitions assigned by the last rebalance, whose stores are not open yet.
         self.newly_assigned: list[TopicPartition] = []

@@ -22,6 +22,7 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from . import APP_ID
+from .serde import murmur2
 from .settings import INTERNAL_TOPICS, SINK_TOPICS, SOURCE_TOPICS, TOPICS
 
 log = logging.getLogger(APP_ID)
@@ -38,6 +39,8 @@ class Topics:
         self.admin = admin
         # -1: the broker's default.replication.factor (Kafka Streams' replication.factor=-1).
         self.replication_factor = replication_factor
+        # Partition counts of the topics, as found by prepare().
+        self.counts: dict[str, int] = {}
 
     def prepare(self) -> None:
         needed = sorted({*SOURCE_TOPICS, *SINK_TOPICS})
@@ -64,7 +67,14 @@ class Topics:
                 "partitions in the spec so the app creates them."
             )
         self._wait_for(needed)
+        self.counts = self._partition_counts()
         self._prepare_internal()
+
+    def partition_of(self, topic: str, key: bytes) -> int:
+        """The partition of a windowed result: its plain key's, as Kafka Streams'
+        WindowedStreamPartitioner chooses it (murmur2 of the key's bytes, not of the window),
+        so every window of a key lands in one partition."""
+        return (murmur2(key) & 0x7FFFFFFF) % self.counts[topic]
 
     def _prepare_internal(self) -> None:
         """Create repartition and changelog topics, or check the existing ones: a changelog

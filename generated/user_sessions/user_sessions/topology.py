@@ -47,6 +47,9 @@ class Context(Protocol):
 
     def window_store(self, name: str, partition: int) -> WindowStore: ...
 
+    # The partition of a windowed result: by its plain key's bytes.
+    partition_of: Callable[[str, bytes], int]
+
     def on_update_error(
         self, store: str, partition: int, key: bytes, value: object, exc: Exception, node: str = ""
     ) -> None: ...
@@ -111,7 +114,14 @@ def _emit_user_sessions(ctx: Context, part: int, key: bytes, old: Any, new: Any,
     produce = ctx.produce
     try:
         at = "clicks-to"
-        produce("user-sessions", serialize_json(new), key, timestamp=ts, headers=None)
+        produce(
+            "user-sessions",
+            serialize_json(new),
+            key,
+            timestamp=ts,
+            headers=None,
+            partition=ctx.partition_of("user-sessions", key[:-16]),
+        )
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("user-sessions", part, key, new, exc, at)
 
