@@ -258,7 +258,15 @@ class WindowStore(Store):
         for key, data in backend.items():
             self._index(key)
             self.stream_time = max(self.stream_time, decode_entry(data)[1])
+        # No window in the database starts later than this: a later one is not looked up
+        # there (most records open a new window).
+        self.saved_time = self.store_time if self.suffix == 8 else 2**63
         self.final: FinalBuffer | None = None
+
+    def get(self, key: bytes) -> Entry:
+        if key not in self.cache and int.from_bytes(key[-8:], "big", signed=True) > self.saved_time:
+            return None
+        return super().get(key)
 
     def _index(self, key: bytes) -> None:
         t = _time(key, 8 if self.suffix == 8 else 16)
@@ -299,6 +307,8 @@ class WindowStore(Store):
 
     def commit(self, offset: int | None) -> None:
         super().commit(offset)
+        if self.suffix == 8:
+            self.saved_time = self.store_time
         cutoff = self.store_time - self.window.retention
         expired = [t for t in self.by_time if t <= cutoff]
         if expired:
