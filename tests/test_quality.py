@@ -41,11 +41,20 @@ def test_generated_app_passes_mypy_strict(app: Path) -> None:
 
 # Conformance topologies whose generated code no committed example has (sliding windows,
 # suppression buffers, session merges, KTable operations, regrouping): typed too.
-CONFORMANCE = ["sliding-count", "suppress", "session-merge", "table-ops", "regroup"]
+CONFORMANCE = [
+    "sliding-count",
+    "suppress",
+    "session-merge",
+    "table-ops",
+    "regroup",
+    "stream-table-join",
+]
 
 
 @pytest.mark.parametrize("topology", CONFORMANCE)
-def test_conformance_app_passes_mypy_strict(topology: str, build_app: BuildApp) -> None:
+def test_conformance_app_passes_mypy_strict_and_ruff(topology: str, build_app: BuildApp) -> None:
     spec = ROOT / "tests" / "conformance" / "specs" / f"{topology}.toml"
     app = build_app(spec.read_text(encoding="utf-8"), f"quality_{topology.replace('-', '_')}")
     _run("mypy", "--strict", app.package, "tests", cwd=app.root)
+    # Imports, names and loops (the spec's own expressions may have any style).
+    _run("ruff", "check", "--select", "I,F,B", app.package, cwd=app.root)

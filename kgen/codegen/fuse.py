@@ -14,6 +14,7 @@ from functools import partial
 from kgen.codegen.fuse_base import Env, TopicFormats, Var, function_alias
 from kgen.codegen.fuse_state import StatefulFuser
 from kgen.plan.graph import Node
+from kgen.spec import Join
 
 __all__ = ["Fuser", "TopicFormats", "function_alias"]
 
@@ -87,6 +88,9 @@ class Fuser(StatefulFuser):
         if kind in ("count", "reduce", "aggregate"):
             self.aggregation(node, env, depth)
             return
+        if kind == "join":
+            self.join(node, env, depth)
+            return
         if kind == "sink":
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
             return
@@ -135,6 +139,39 @@ class Fuser(StatefulFuser):
             self.loop_body(node, env, depth + 1)
         else:  # pragma: no cover - the graph only builds the kinds above
             raise AssertionError(kind)
+
+    def join(self, node: Node, env: Env, depth: int) -> None:
+        """A stream-table join (Kafka Streams' KStreamKTableJoin): the table's row of the
+        record's key, as the table is now (the task takes its topics in timestamp order).
+        Records with a null value are dropped; a null key drops the record on an inner join
+        and joins nothing on a left join; an inner join drops a record without a row."""
+        step = node.step
+        assert isinstance(step, Join) and node.peer is not None and node.store is not None
+        table = self.topics[node.peer.topics[0]]
+        value = env["value"]
+        kb, e, other = self.fresh("kb"), self.fresh("e"), self.fresh("o")
+        self.emit(depth, f"{kb} = {self.encoded(env, 'key', table.key)}")
+        guard = f"{value.name or value.raw} is not None"
+        if step.how == "inner":
+            guard = f"{kb} is not None and {guard}"
+        self.emit(depth, f"if {guard}:")
+        depth += 1
+        store = f"ctx.store({node.store!r}, {self.partition})"
+        decode = f"deserialize_{table.value}"
+        self.serde.add(decode)
+        if step.how == "inner":
+            self.emit(depth, f"{e} = {store}.get({kb})")
+            self.emit(depth, f"if {e} is not None:")
+            depth += 1
+            self.emit(depth, f"{other} = {decode}({e}[0])")
+        else:
+            self.emit(depth, f"{e} = None if {kb} is None else {store}.get({kb})")
+            self.emit(depth, f"{other} = None if {e} is None else {decode}({e}[0])")
+        self.prepare([step.joiner], env, depth)
+        joined = self.fresh("v")
+        self.emit(depth, f"{joined} = {self.call(step.joiner, env, other=other)}")
+        env["value"] = Var(joined)
+        self.children(node, env, depth)
 
     def branch(self, node: Node, env: Env, depth: int) -> None:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.

@@ -150,20 +150,25 @@ class FuserBase:
     def uses(self, logic: Logic) -> frozenset[str]:
         if isinstance(logic, FunctionRef):
             return frozenset({"key", "value"})
-        return expr.parse(logic, self.modules, agg=True).uses
+        return expr.parse(logic, self.modules, agg=True, other=True).uses
 
-    def call(self, logic: Logic, env: Env, agg: str | None = None) -> str:
+    def call(self, logic: Logic, env: Env, agg: str | None = None, other: str | None = None) -> str:
         """Code evaluating `logic` over the (already decoded) record in env; `agg` names the
-        aggregate so far, for an aggregation's adder and subtractor."""
+        aggregate so far, for an aggregation's adder and subtractor; `other` the other side's
+        value, for a joiner."""
+        extra = agg or other
         if isinstance(logic, FunctionRef):
             alias = self.aliases.get(logic.function) or function_alias(logic)
             args = f"{env['key'].name}, {env['value'].name}"
-            return f"{alias}({args}, {agg})" if agg else f"{alias}({args})"
+            return f"{alias}({args}, {extra})" if extra else f"{alias}({args})"
         # Only what the expression reads is decoded (prepare); the rest is never named.
         names = {f: var.name for f, var in env.items() if var.name is not None}
         if agg is not None:
             names[expr.AGG] = agg
-        return expr.parse(logic, self.modules, agg=agg is not None).render(names)
+        if other is not None:
+            names[expr.OTHER] = other
+        parsed = expr.parse(logic, self.modules, agg=agg is not None, other=other is not None)
+        return parsed.render(names)
 
     def prepare(self, logics: list[Logic], env: Env, depth: int) -> None:
         needed = set().union(*(self.uses(lg) for lg in logics)) if logics else set()
@@ -194,7 +199,9 @@ class FuserBase:
         todo = list(nodes)
         while todo and found != raw:
             node = todo.pop()
-            todo.extend(node.successors())
+            if node.kind not in ("count", "reduce", "aggregate"):
+                # (What follows an aggregation runs on the store's updates, not this record.)
+                todo.extend(node.successors())
             logics = [node.logic] if node.logic is not None else []
             logics += [p for p, _ in node.branches if p is not None]
             step = node.step

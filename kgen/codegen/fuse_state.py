@@ -27,6 +27,8 @@ class StatefulFuser(FuserBase):
         and `new` are decoded aggregates, or for a table the values' bytes."""
         assert node.store is not None
         self.lines = []
+        if not node.children:
+            return self.lines  # a table only looked up (by a join): its updates go nowhere
         self.partition = "part"
         self.handler = f"ctx.on_update_error({node.store!r}, part, key, new, exc, at)"
         self.origin = self.current = node.name

@@ -34,7 +34,7 @@ AGGREGATIONS = (Count, Reduce, Aggregate)
 WINDOWS = (Tumbling, Hopping, Sliding, Session)
 # What each kind of flow may go on with, for error messages.
 ALLOWED: dict[Flow, str] = {
-    "stream": "any stream step, group_by_key or group_by",
+    "stream": "any stream step, join, group_by_key or group_by",
     "grouped": "count, reduce, aggregate, or a window (tumbling, hopping, sliding, session)",
     "table": "filter, filter_not, map_values, group_by, suppress, to_stream or to",
     "grouped_table": "count, reduce or aggregate (with subtract)",

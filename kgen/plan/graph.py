@@ -16,6 +16,7 @@ from kgen.spec import (
     FlatMapValues,
     GroupBy,
     GroupByKey,
+    Join,
     Logic,
     Map,
     MapValues,
@@ -73,6 +74,10 @@ class Node:
     internal: bool = False
     # Aggregations of a windowed stream: the window step.
     window: WindowBase | None = None
+    # A table's source: the table's name. A join: the source of the table it looks up
+    # (in its sub-topology, though no record flows from it to the join).
+    entry: str | None = None
+    peer: Node | None = None
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -109,6 +114,8 @@ class Graph:
         for node in nodes:
             for succ in node.successors():
                 parent[find(id(succ))] = find(id(node))
+            if node.peer is not None:
+                parent[find(id(node.peer))] = find(id(node))
         groups: dict[int, list[Node]] = {}
         for node in nodes:
             groups.setdefault(find(id(node)), []).append(node)
@@ -136,7 +143,7 @@ def changelog_topic(app: str, store: str) -> str:
     return f"{app}-{store}-changelog"
 
 
-class _KeyChanges:
+class KeyChanges:
     """Whether the key of a stream output differs from how its source is partitioned, so that
     group_by_key must repartition (Kafka Streams' repartitionRequired)."""
 
@@ -177,7 +184,7 @@ def build(spec: Spec) -> Graph:
     outputs: dict[str, Node] = {}
     pending: list[tuple[str, Node]] = []
     sources: list[Node] = []
-    keys = _KeyChanges(spec)
+    keys = KeyChanges(spec)
     for stream in spec.streams:
         _build_stream(
             spec, stream, names=names, outputs=outputs, pending=pending, sources=sources, keys=keys
@@ -188,6 +195,11 @@ def build(spec: Spec) -> Graph:
         )
     for output, node in pending:
         outputs[output].children.append(node)
+    tables = {s.entry: s for s in sources if s.kind == "table_source"}
+    for node in Graph(sources).walk():
+        if node.kind == "join" and isinstance(node.step, Join):
+            node.peer = tables[node.step.join]
+            node.store = node.peer.store
     return Graph(sources)
 
 
@@ -199,7 +211,7 @@ def _build_stream(
     outputs: dict[str, Node],
     pending: list[tuple[str, Node]],
     sources: list[Node],
-    keys: _KeyChanges,
+    keys: KeyChanges,
 ) -> None:
     prev: Node | None = None
     is_table = isinstance(stream, Table)
@@ -209,6 +221,7 @@ def _build_stream(
             "table_source",
             topics=stream.from_topics,
             store=stream.store,
+            entry=stream.name,
         )
         sources.append(prev)
     elif stream.from_topics:
@@ -283,6 +296,8 @@ def _build_stream(
             attach(node)
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
+        elif isinstance(step, Join):
+            attach(Node(names.new(base or f"{stream.name}-join"), "join", step.joiner, step=step))
         elif isinstance(step, Suppress):
             store = step.store_name(stream.name)
             name = names.new(base or f"{stream.name}-suppress")

@@ -196,6 +196,8 @@ class AppPlan:
     suppressed: bool
     # Sinks written with windowed keys: partitioned by the plain key, as Kafka Streams does.
     windowed_sinks: tuple[str, ...]
+    # Source topics joined in one sub-topology: they must have as many partitions.
+    copartitioned: tuple[tuple[str, ...], ...]
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
     drops: bool
     tests: tuple[TestCasePlan, ...]

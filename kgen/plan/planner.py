@@ -25,6 +25,7 @@ from kgen.plan.models import (
 )
 from kgen.spec import (
     FunctionRef,
+    Join,
     Logic,
     Spec,
     StoreConfig,
@@ -173,6 +174,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         windowed=any(n.window is not None for n in nodes),
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
+        copartitioned=_copartitioned(g),
         drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
@@ -402,6 +404,8 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
                 detail = f"{what}, store: {node.store}"
             elif node.kind == "repartition":
                 detail = "group_by" if node.logic is not None else "group_by_key"
+            if node.kind == "join" and isinstance(node.step, Join):
+                detail = f"{node.step.how} join with table {node.step.join}, store: {node.store}"
             procs.append(
                 Processor(
                     node.name,
@@ -462,6 +466,17 @@ def _tests(
 def _first_code(lines: tuple[str, ...]) -> str:
     """The first line that does something (not the `at = ...` naming the failing node)."""
     return next((line for line in lines if not line.startswith("at = ")), "")
+
+
+def _copartitioned(g: graph.Graph) -> tuple[tuple[str, ...], ...]:
+    """The source topics of every sub-topology with a join: a record and the row it joins
+    are in the same partition only if the topics have as many (Kafka Streams checks so too)."""
+    groups = []
+    for component in g.components():
+        if any(n.kind == "join" for n in component):
+            sources = [n for n in component if n.kind in ("source", "table_source")]
+            groups.append(tuple(sorted({t for n in sources for t in n.topics})))
+    return tuple(groups)
 
 
 def _task_groups(g: graph.Graph) -> tuple[tuple[str, ...], ...]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 RECORD_NAMES = ("key", "value", "timestamp", "headers")
 # An aggregation's adder and subtractor also see the aggregate so far.
 AGG = "agg"
+# A join's joiner also sees the other side's value.
+OTHER = "other"
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -91,10 +93,12 @@ def _check_scope(body: ast.expr, names: tuple[str, ...]) -> None:
             )
 
 
-def parse(source: str, modules: frozenset[str], agg: bool = False) -> Expression:
+def parse(
+    source: str, modules: frozenset[str], agg: bool = False, other: bool = False
+) -> Expression:
     """Parse one expression and check every free name it reads; `agg` allows the name
-    `agg` (an aggregation's adder or subtractor)."""
-    names = (*RECORD_NAMES, AGG) if agg else RECORD_NAMES
+    `agg` (an aggregation's adder or subtractor), `other` the name `other` (a joiner)."""
+    names = (*RECORD_NAMES, *((AGG,) if agg else ()), *((OTHER,) if other else ()))
     if not source.strip():
         raise ExpressionError("empty expression")
     try:

@@ -315,6 +315,17 @@ class Suppress(StepBase):
         return self.store or f"{stream}-suppress"
 
 
+class Join(StepBase):
+    """A stream joined with a table (Kafka Streams' KStream#join / #leftJoin with a KTable):
+    each record looks up the table's row of its key, as the table is at that record's turn in
+    the task's timestamp order; only the stream's records trigger. `joiner` makes the output
+    value from `value` and `other` (the row; None for a left join without one)."""
+
+    join: Name  # a [[tables]] entry
+    joiner: Logic
+    how: Literal["inner", "left"] = "inner"
+
+
 class ToStream(StepBase):
     """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
 
@@ -355,6 +366,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "sliding": Sliding,
     "session": Session,
     "suppress": Suppress,
+    "join": Join,
 }
 
 
@@ -399,7 +411,8 @@ Step = Annotated[
     | Annotated[Hopping, Tag("hopping")]
     | Annotated[Sliding, Tag("sliding")]
     | Annotated[Session, Tag("session")]
-    | Annotated[Suppress, Tag("suppress")],
+    | Annotated[Suppress, Tag("suppress")]
+    | Annotated[Join, Tag("join")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",

@@ -225,6 +225,24 @@ def suppress(rng: random.Random) -> Case:
     return records
 
 
+def stream_table_join(rng: random.Random) -> Case:
+    keys = ["c1", "c2", "ç3", "", None]
+
+    def order() -> dict[str, Any] | None:
+        return None if rng.random() < 0.15 else {"n": rng.randint(0, 9)}
+
+    def customer() -> dict[str, Any] | None:
+        return None if rng.random() < 0.25 else {"name": rng.choice(WORDS)}
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.5:
+            records.append(_record("orders", rng.choice(keys), order(), rng))
+        else:
+            records.append(_record("customers", rng.choice(keys), customer(), rng))
+    return records
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -239,6 +257,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "sliding-count": sliding_count,
     "session-merge": session_merge,
     "suppress": suppress,
+    "stream-table-join": stream_table_join,
 }
 
 

@@ -12,12 +12,12 @@ from kgen.spec.errors import Loc
 from kgen.spec.models import FunctionRef, Logic
 
 
-def logic(c: Checks, loc: Loc, logic: Logic, agg: bool = False) -> None:
+def logic(c: Checks, loc: Loc, logic: Logic, agg: bool = False, other: bool = False) -> None:
     if isinstance(logic, FunctionRef):
         check_function(c, (*loc, "function"), logic.function)
         return
     try:
-        expr.parse(logic, c.modules, agg=agg)
+        expr.parse(logic, c.modules, agg=agg, other=other)
     except expr.ExpressionError as exc:
         unknown = re.match(r"unknown name '(\w+)'", str(exc))
         if unknown and unknown.group(1) in {m.split(".")[0] for m in c.damage.imports}:

@@ -14,7 +14,8 @@ from kgen.plan.flow import (
     is_terminal,
     step_allowed,
 )
-from kgen.spec.checks.base import Checks, operation
+from kgen.plan.graph import KeyChanges
+from kgen.spec.checks.base import Checks, did_you_mean, operation
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc
 from kgen.spec.models import (
@@ -24,6 +25,7 @@ from kgen.spec.models import (
     DynamicTo,
     GroupBy,
     GroupByKey,
+    Join,
     Merge,
     Reduce,
     Session,
@@ -146,6 +148,8 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
                 )
             names.setdefault(step.name, j)
         check_step(c, base, step)
+        if isinstance(step, Join) and isinstance(stream, Stream) and flow == "stream":
+            check_join_key(c, base, stream, j)
         if isinstance(step, (Reduce, Aggregate)):
             check_subtract(c, base, step, before[j])
         if isinstance(step, Aggregate):
@@ -257,6 +261,17 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
         check_branch(c, base, step)
     elif isinstance(step, WindowBase):
         check_window(c, base, step)
+    elif isinstance(step, Join):
+        logic(c, (*base, "joiner"), step.joiner, other=True)
+        tables = [t.name for t in c.spec.tables]
+        if step.join not in tables:
+            c.error(
+                (*base, "join"),
+                f"unknown table {step.join!r}"
+                + (f" (tables: {', '.join(map(repr, tables))})" if tables else ""),
+                did_you_mean(step.join, tables)
+                or "join a [[tables]] entry: add one with name, from and store",
+            )
     elif isinstance(step, (Merge, GroupByKey, ToStream, Count, Suppress)):
         pass  # no logic; merge's references are checked with the graph
     else:
@@ -279,6 +294,21 @@ def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -
             f"{op} on a grouped table needs subtract",
             "a table's update first takes the old value out of its group: add "
             "subtract = '<expression over agg and value>'",
+        )
+
+
+def check_join_key(c: Checks, base: Loc, stream: Stream, j: int) -> None:
+    """A stream joins a table on the partitions both are read from: its key must still be the
+    one its topic is partitioned by (Kafka Streams would repartition it first)."""
+    step = stream.steps[j]
+    assert isinstance(step, Join)
+    if KeyChanges(c.spec).at(stream, stream.steps[:j]):
+        c.error(
+            base,
+            "the key changed before this join (a map, flat_map or select_key, here or "
+            f"upstream): the records are not in the partitions of table {step.join!r}",
+            "join before changing the key, or write the re-keyed stream to a topic "
+            "partitioned like the table's and join a stream that reads it",
         )
 
 

@@ -70,7 +70,8 @@ final class Twins {
                 Map.entry("hopping-final", hoppingFinal(sinkPrefix)),
                 Map.entry("sliding-count", slidingCount(sinkPrefix)),
                 Map.entry("session-merge", sessionMerge(sinkPrefix)),
-                Map.entry("suppress", suppress(sinkPrefix)));
+                Map.entry("suppress", suppress(sinkPrefix)),
+                Map.entry("stream-table-join", streamTableJoin(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -445,5 +446,29 @@ final class Twins {
                 },
                 Map.of("events", STRING_STRING, "profiles", STRING_STRING),
                 Map.of("held-counts", STRING_LONG, "held-profiles", STRING_STRING));
+    }
+
+    static JsonNode enriched(JsonNode order, JsonNode customer) {
+        ObjectNode out = JsonNodeFactory.instance.objectNode();
+        out.set("order", order);
+        out.set("customer", customer == null ? JsonNodeFactory.instance.nullNode() : customer);
+        return out;
+    }
+
+    static Twin streamTableJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KTable<String, JsonNode> customers =
+                            builder.table("customers", Consumed.with(S, J), store("customers", J));
+                    KStream<String, JsonNode> orders = builder.stream("orders", Consumed.with(S, J));
+                    orders.join(customers, Twins::enriched)
+                            .to(sinks + "enriched-inner", Produced.with(S, J));
+                    orders.leftJoin(customers, Twins::enriched)
+                            .to(sinks + "enriched-left", Produced.with(S, J));
+                    return builder.build();
+                },
+                Map.of("orders", STRING_JSON, "customers", STRING_JSON),
+                Map.of("enriched-inner", STRING_JSON, "enriched-left", STRING_JSON));
     }
 }

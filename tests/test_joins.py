@@ -1,0 +1,101 @@
+"""Joins, by hand: the edge cases of a stream-table join (a record before its row exists, a
+row deleted and created again, null keys and values) through the generated app's driver,
+and the mistakes a spec can make. Kafka Streams judges the rest (test_conformance:
+stream-table-join)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import BuildApp
+
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import load_spec
+
+ENRICH = """
+app = "join-{how}"
+
+[topics.orders]
+key = "string"
+value = "json"
+
+[topics.customers]
+key = "string"
+value = "json"
+
+[topics.enriched]
+key = "string"
+value = "json"
+
+[[tables]]
+name = "customers"
+from = "customers"
+store = "customers"
+
+[[streams]]
+name = "orders"
+from = "orders"
+steps = [
+  {{ join = "customers", joiner = "[value['n'], other and other['name']]", how = "{how}" }},
+  {{ to = "enriched" }},
+]
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("inner", [("c1", [2, "ada"], 30), ("c1", [4, "bo"], 60)]),
+        (
+            "left",
+            [
+                ("c1", [1, None], 10),
+                ("c1", [2, "ada"], 30),
+                ("c1", [3, None], 50),
+                ("c1", [4, "bo"], 60),
+                (None, [5, None], 70),
+            ],
+        ),
+    ],
+)
+def test_each_order_sees_the_customer_as_it_is_then(
+    build_app: BuildApp, how: str, expected: list[tuple[object, object, int]]
+) -> None:
+    app = build_app(ENRICH.format(how=how), f"join_{how}")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_input("orders", "c1", {"n": 1}, timestamp=10)  # before the customer exists
+    driver.pipe_input("customers", "c1", {"name": "ada"}, timestamp=20)
+    driver.pipe_input("orders", "c1", {"n": 2}, timestamp=30)
+    driver.pipe_input("customers", "c1", None, timestamp=40)  # deleted ...
+    driver.pipe_input("orders", "c1", {"n": 3}, timestamp=50)
+    driver.pipe_input("customers", "c1", {"name": "bo"}, timestamp=55)  # ... and back
+    driver.pipe_input("orders", "c1", {"n": 4}, timestamp=60)
+    driver.pipe_input("orders", None, {"n": 5}, timestamp=70)  # a left join joins nothing
+    driver.pipe_input("orders", "c1", None, timestamp=80)  # a null value is dropped
+    out = [(r.key, r.value, r.timestamp) for r in driver.read_records("enriched")]
+    assert out == expected  # table updates trigger nothing
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ('{ join = "custmers", joiner = "other" }', "unknown table 'custmers'"),
+        ('{ select_key = "value" }, { join = "customers", joiner = "other" }', "key changed"),
+        ('{ join = "customers", joiner = "agg" }', "unknown name 'agg'"),
+        ('{ join = "customers", joiner = "other", how = "outer" }', "how"),
+        ('{ map_values = "other" }', "unknown name 'other'"),
+    ],
+)
+def test_join_mistakes_are_located(tmp_path: Path, steps: str, message: str) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(
+        'app = "bad"\n[topics.t]\n[topics.c]\n[topics.o]\n'
+        '[[tables]]\nname = "customers"\nfrom = "c"\nstore = "customers"\n'
+        f'[[streams]]\nname = "s"\nfrom = "t"\nsteps = [{steps}, {{ to = "o" }}]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecInvalid) as info:
+        load_spec(spec)
+    text = info.value.format()
+    assert message in text and "bad.toml:12" in text, text
