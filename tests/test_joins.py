@@ -5,11 +5,14 @@ stream-table-join)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import BuildApp
 
+from kgen import topics
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 
@@ -99,3 +102,35 @@ def test_join_mistakes_are_located(tmp_path: Path, steps: str, message: str) -> 
         load_spec(spec)
     text = info.value.format()
     assert message in text and "bad.toml:12" in text, text
+
+
+@pytest.mark.broker
+def test_joined_topics_of_different_partition_counts_stop_the_app(
+    build_app: BuildApp, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app = build_app(
+        ENRICH.format(how="inner").replace('"join-inner"', '"join-copartition"'),
+        "join_copartition",
+    )
+    topics.recreate_topics(kafka_bootstrap, {"orders": 2, "enriched": 2})
+    topics.recreate_topics(kafka_bootstrap, {"customers": 3})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            app.package,
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=app.root,
+        env=app.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "co-partitioned" in result.stderr and "customers (3 partitions)" in result.stderr
+    assert "orders (2 partitions)" in result.stderr and "Traceback" not in result.stderr
