@@ -33,12 +33,14 @@ def build_example(name: str, app_id: str, out: Path) -> Path:
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
     """The group's committed offset per partition (-1001: none), as the broker reports it.
 
-    Retries for up to 60 s while the group coordinator is not ready (a fresh broker creates
-    its offsets topic on first use)."""
+    Retries for up to 120 s while the group coordinator is not ready (a fresh broker creates
+    its offsets topic on first use) or a pending transaction holds the answer (right after a
+    broker restart, until the app's recovery or the transaction time-out resolves it: on a
+    loaded machine two 30 s waits were not enough once in CI)."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     try:
         while True:
             try:

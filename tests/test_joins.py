@@ -86,7 +86,10 @@ def test_each_order_sees_the_customer_as_it_is_then(
         ('{ join = "custmers", joiner = "other" }', "unknown table 'custmers'"),
         ('{ select_key = "value" }, { join = "customers", joiner = "other" }', "key changed"),
         ('{ join = "customers", joiner = "agg" }', "unknown name 'agg'"),
-        ('{ join = "customers", joiner = "other", how = "outer" }', "how"),
+        (
+            '{ join = "customers", joiner = "other", how = "outer" }',
+            "only a table joined with a table is outer",
+        ),
         ('{ map_values = "other" }', "unknown name 'other'"),
     ],
 )
@@ -134,3 +137,59 @@ def test_joined_topics_of_different_partition_counts_stop_the_app(
     assert result.returncode == 1, result.stderr[-3000:]
     assert "co-partitioned" in result.stderr and "customers (3 partitions)" in result.stderr
     assert "orders (2 partitions)" in result.stderr and "Traceback" not in result.stderr
+
+
+TABLES = """
+app = "join-tables-{how}"
+
+[topics.ta]
+key = "string"
+value = "string"
+
+[topics.tb]
+key = "string"
+value = "string"
+
+[topics.joined]
+key = "string"
+value = "string"
+
+[[tables]]
+name = "a"
+from = "ta"
+store = "a"
+steps = [
+  {{ join = "b", joiner = "f'{{value}}+{{other}}'", how = "{how}" }},
+  {{ to_stream = true }},
+  {{ to = "joined" }},
+]
+
+[[tables]]
+name = "b"
+from = "tb"
+store = "b"
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("inner", [("a1+b1", 20), (None, 30)]),
+        ("left", [("a1+None", 10), ("a1+b1", 20), (None, 30)]),
+        ("outer", [("a1+None", 10), ("a1+b1", 20), ("None+b1", 30), (None, 40), ("None+b2", 50)]),
+    ],
+)
+def test_both_tables_trigger_and_deletions_are_tombstones(
+    build_app: BuildApp, how: str, expected: list[tuple[object, int]]
+) -> None:
+    app = build_app(TABLES.format(how=how), f"join_tables_{how}")
+    driver = app.module("driver").TopologyTestDriver()
+    for topic, value, ts in [
+        ("ta", "a1", 10),
+        ("tb", "b1", 20),
+        ("ta", None, 30),  # the left row goes
+        ("tb", None, 40),  # then the right one
+        ("tb", "b2", 50),  # a right row alone
+    ]:
+        driver.pipe_input(topic, "k", value, timestamp=ts)
+    assert [(r.value, r.timestamp) for r in driver.read_records("joined")] == expected

@@ -48,6 +48,7 @@ CONFORMANCE = [
     "table-ops",
     "regroup",
     "stream-table-join",
+    "table-table-join",
 ]
 
 

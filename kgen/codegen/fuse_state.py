@@ -17,7 +17,7 @@ from kgen.codegen.fuse_base import (
 )
 from kgen.plan import windows
 from kgen.plan.graph import Node
-from kgen.spec import Aggregate, Logic, Reduce, Session, Sliding
+from kgen.spec import Aggregate, Join, Logic, Reduce, Session, Sliding
 
 
 class StatefulFuser(FuserBase):
@@ -27,7 +27,7 @@ class StatefulFuser(FuserBase):
         and `new` are decoded aggregates, or for a table the values' bytes."""
         assert node.store is not None
         self.lines = []
-        if not node.children:
+        if not node.children and not node.reverse:
             return self.lines  # a table only looked up (by a join): its updates go nowhere
         self.partition = "part"
         self.handler = f"ctx.on_update_error({node.store!r}, part, key, new, exc, at)"
@@ -49,11 +49,14 @@ class StatefulFuser(FuserBase):
             self.emit(0, "if old is None and new is None:")
             self.emit(1, "return", flush=False)
         self.emit(0, "try:")
-        for child in node.children:
-            if len(node.children) > 1:
-                self.isolated(1, partial(self.updates, child, dict(env), old))
+        # Its steps, and the table-table joins whose right side it is.
+        paths = [partial(self.updates, child, dict(env), old) for child in node.children]
+        paths += [partial(self.table_join, join, dict(env), old, True) for join in node.reverse]
+        for path in paths:
+            if len(paths) > 1:
+                self.isolated(1, path)
             else:
-                self.updates(child, dict(env), old, 1)
+                path(1)
         self.except_(0)
         if not any("produce(" in line for line in self.lines):
             self.lines.remove("produce = ctx.produce")  # a store that only feeds another
@@ -75,6 +78,8 @@ class StatefulFuser(FuserBase):
         elif node.kind == "suppress":
             self.at(node, depth)
             self.suppress(node, env, depth)
+        elif node.kind == "table_join":
+            self.table_join(node, env, old, False, depth)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
 
@@ -115,6 +120,71 @@ class StatefulFuser(FuserBase):
                 self.isolated(depth, partial(self.updates, child, dict(env, value=new), new_old))
             else:
                 self.updates(child, dict(env, value=new), new_old, depth)
+
+    def table_join(self, node: Node, env: Env, old: Var, right: bool, depth: int) -> None:
+        """A table joined with a table (Kafka Streams' KTableKTable{Inner,Left,Right,Outer}
+        Join): an update of either side looks up the other side's row; the result, stamped
+        with the later of the two rows' timestamps, goes to the join's steps. `right`: this
+        update is the other table's (the joiner still gets the left value as `value`)."""
+        step = node.step
+        assert isinstance(step, Join) and node.peer is not None and node.store is not None
+        self.at(node, depth)
+        theirs = self._table_of(node) if right else node.peer
+        assert theirs.store is not None
+        their = self.topics[theirs.topics[0]]
+        kb, e, seen = self.fresh("kb"), self.fresh("e"), self.fresh("o")
+        self.emit(depth, f"{kb} = {self.encoded(env, 'key', their.key)}")
+        self.emit(depth, f"{e} = ctx.store({theirs.store!r}, part).get({kb})")
+        decode = f"deserialize_{their.value}"
+        self.serde.add(decode)
+        new = env["value"]
+        new_code = str(new.name or new.raw)
+        # Inner: nothing without the other row; left: nothing when the left row is missing
+        # (an update of the right side) or when neither side has anything; outer: nothing
+        # only when neither has.
+        needs_other = step.how == "inner" or (step.how == "left" and right)
+        if needs_other:
+            self.emit(depth, f"if {e} is not None:")
+            depth += 1
+            self.emit(depth, f"{seen} = {decode}({e}[0])")
+        else:
+            self.emit(depth, f"{seen} = None if {e} is None else {decode}({e}[0])")
+            anything = f"{e} is not None or {_expr(old)} is not None or {new_code} is not None"
+            self.emit(depth, f"if {anything}:")
+            depth += 1
+        joined = self.fresh("j")
+        self.emit(depth, f"{joined} = None")
+        # Inner, and left on the left side: a deleted row joins to a tombstone; left on the
+        # right side joins whatever the right has; outer: a tombstone only when both are gone.
+        inner = depth
+        if step.how == "outer":
+            self.emit(depth, f"if {e} is not None or {new_code} is not None:")
+            inner += 1
+        elif not (step.how == "left" and right):
+            self.emit(depth, f"if {new_code} is not None:")
+            inner += 1
+        mine_value = self.decoded(env, "value", inner)
+        self.prepare([step.joiner], env, inner)
+        if right:
+            call = self.call(step.joiner, dict(env, value=Var(seen)), other=mine_value)
+        else:
+            call = self.call(step.joiner, env, other=seen)
+        self.emit(inner, f"{joined} = {call}")
+        ts = self.fresh("ts")
+        self.emit(depth, f"{ts} = ts if {e} is None else max(ts, {e}[1])")
+        out = dict(env, value=Var(joined), timestamp=Var(ts))
+        for child in node.children:
+            if len(node.children) > 1:
+                self.isolated(depth, partial(self.updates, child, dict(out), Var("None")))
+            else:
+                self.updates(child, dict(out), Var("None"), depth)
+
+    def _table_of(self, join: Node) -> Node:
+        """The table source whose step a table-table join is (the left side)."""
+        for source in self.stateful:
+            if source.kind == "table_source" and join in source.children:
+                return source
+        raise AssertionError(join.name)
 
     def suppress(self, node: Node, env: Env, depth: int) -> None:
         """A table's updates into a suppression buffer, which forwards each key's latest

@@ -18,6 +18,7 @@ from kgen.spec import (
     GroupBy,
     GroupByKey,
     Hopping,
+    Join,
     MapValues,
     Reduce,
     Session,
@@ -29,7 +30,9 @@ from kgen.spec import (
     Tumbling,
 )
 
-Flow = Literal["stream", "grouped", "table", "grouped_table", "windowed", "windowed_table"]
+Flow = Literal[
+    "stream", "grouped", "table", "grouped_table", "windowed", "windowed_table", "joined_table"
+]
 AGGREGATIONS = (Count, Reduce, Aggregate)
 WINDOWS = (Tumbling, Hopping, Sliding, Session)
 # What each kind of flow may go on with, for error messages.
@@ -40,6 +43,7 @@ ALLOWED: dict[Flow, str] = {
     "grouped_table": "count, reduce or aggregate (with subtract)",
     "windowed": "count, reduce or aggregate",
     "windowed_table": "suppress, to_stream or to",
+    "joined_table": "to_stream or to",
 }
 
 
@@ -52,7 +56,9 @@ def step_allowed(flow: Flow, step: StepBase) -> bool:
         return isinstance(step, AGGREGATIONS)
     if flow == "windowed_table":
         return isinstance(step, (Suppress, ToStream, To))
-    return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, Suppress, ToStream, To))
+    if flow == "joined_table":
+        return isinstance(step, (ToStream, To))
+    return isinstance(step, (Filter, FilterNot, MapValues, GroupBy, Suppress, Join, ToStream, To))
 
 
 def after(flow: Flow, step: StepBase) -> Flow:
@@ -65,6 +71,8 @@ def after(flow: Flow, step: StepBase) -> Flow:
         return "windowed_table" if flow == "windowed" else "table"
     if isinstance(step, ToStream):
         return "stream"
+    if isinstance(step, Join) and flow == "table":
+        return "joined_table"
     return flow
 
 

@@ -78,6 +78,9 @@ class Node:
     # (in its sub-topology, though no record flows from it to the join).
     entry: str | None = None
     peer: Node | None = None
+    # A table's source: the table-table joins it is the right side of (its updates trigger
+    # them too, though they are not its children).
+    reverse: list[Node] = field(default_factory=list)
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -197,9 +200,11 @@ def build(spec: Spec) -> Graph:
         outputs[output].children.append(node)
     tables = {s.entry: s for s in sources if s.kind == "table_source"}
     for node in Graph(sources).walk():
-        if node.kind == "join" and isinstance(node.step, Join):
+        if node.kind in ("join", "table_join") and isinstance(node.step, Join):
             node.peer = tables[node.step.join]
             node.store = node.peer.store
+            if node.kind == "table_join":
+                node.peer.reverse.append(node)
     return Graph(sources)
 
 
@@ -297,7 +302,8 @@ def _build_stream(
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
         elif isinstance(step, Join):
-            attach(Node(names.new(base or f"{stream.name}-join"), "join", step.joiner, step=step))
+            kind = "table_join" if _flow_at(stream, j) == "table" else "join"
+            attach(Node(names.new(base or f"{stream.name}-join"), kind, step.joiner, step=step))
         elif isinstance(step, Suppress):
             store = step.store_name(stream.name)
             name = names.new(base or f"{stream.name}-suppress")

@@ -319,11 +319,14 @@ class Join(StepBase):
     """A stream joined with a table (Kafka Streams' KStream#join / #leftJoin with a KTable):
     each record looks up the table's row of its key, as the table is at that record's turn in
     the task's timestamp order; only the stream's records trigger. `joiner` makes the output
-    value from `value` and `other` (the row; None for a left join without one)."""
+    value from `value` and `other` (the row; None for a left join without one). As the first
+    step of a [[tables]] entry, a table joined with a table (KTable#join / leftJoin /
+    outerJoin): updates of either side trigger, and the result is a table."""
 
     join: Name  # a [[tables]] entry
     joiner: Logic
-    how: Literal["inner", "left"] = "inner"
+    # inner, left; a table joined with a table also outer.
+    how: Literal["inner", "left", "outer"] = "inner"
 
 
 class ToStream(StepBase):

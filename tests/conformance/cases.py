@@ -243,6 +243,18 @@ def stream_table_join(rng: random.Random) -> Case:
     return records
 
 
+def table_table_join(rng: random.Random) -> Case:
+    keys = ["k1", "k2", "ķ3", "", None]
+
+    def row() -> str | None:
+        return None if rng.random() < 0.3 else rng.choice(WORDS)
+
+    return [
+        _record(rng.choice(["ta", "tb"]), rng.choice(keys), row(), rng)
+        for _ in range(rng.randint(1, 15))
+    ]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -258,6 +270,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "session-merge": session_merge,
     "suppress": suppress,
     "stream-table-join": stream_table_join,
+    "table-table-join": table_table_join,
 }
 
 

@@ -150,6 +150,8 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
         check_step(c, base, step)
         if isinstance(step, Join) and isinstance(stream, Stream) and flow == "stream":
             check_join_key(c, base, stream, j)
+        if isinstance(step, Join) and allowed:
+            check_join_sides(c, base, stream, j, flow)
         if isinstance(step, (Reduce, Aggregate)):
             check_subtract(c, base, step, before[j])
         if isinstance(step, Aggregate):
@@ -295,6 +297,28 @@ def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -
             "a table's update first takes the old value out of its group: add "
             "subtract = '<expression over agg and value>'",
         )
+
+
+def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: Flow) -> None:
+    """Outer joins are for two tables; a table joins another as read from its topic."""
+    step = entry.steps[j]
+    assert isinstance(step, Join)
+    if flow == "stream" and step.how == "outer":
+        c.error(
+            (*base, "how"),
+            "a stream joins a table inner or left: only a table joined with a table is outer "
+            "(as in Kafka Streams)",
+            "use how = 'left' to keep records without a row",
+        )
+    if flow == "table" and (not isinstance(entry, Table) or j != 0):
+        c.error(
+            base,
+            "a table joins another table as it is read from its topic: the join must be the "
+            "first step of a [[tables]] entry",
+            "move the join to the start of the [[tables]] entry's steps",
+        )
+    if isinstance(entry, Table) and step.join == entry.name:
+        c.error((*base, "join"), f"table {entry.name!r} joins itself", "join another table")
 
 
 def check_join_key(c: Checks, base: Loc, stream: Stream, j: int) -> None:

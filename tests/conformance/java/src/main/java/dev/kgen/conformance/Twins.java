@@ -71,7 +71,8 @@ final class Twins {
                 Map.entry("sliding-count", slidingCount(sinkPrefix)),
                 Map.entry("session-merge", sessionMerge(sinkPrefix)),
                 Map.entry("suppress", suppress(sinkPrefix)),
-                Map.entry("stream-table-join", streamTableJoin(sinkPrefix)));
+                Map.entry("stream-table-join", streamTableJoin(sinkPrefix)),
+                Map.entry("table-table-join", tableTableJoin(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -470,5 +471,26 @@ final class Twins {
                 },
                 Map.of("orders", STRING_JSON, "customers", STRING_JSON),
                 Map.of("enriched-inner", STRING_JSON, "enriched-left", STRING_JSON));
+    }
+
+    static String orNull(String s) {
+        return s == null ? "null" : s;
+    }
+
+    static Twin tableTableJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KTable<String, String> a = builder.table("ta", Consumed.with(S, S), store("a", S));
+                    KTable<String, String> b = builder.table("tb", Consumed.with(S, S), store("b", S));
+                    a.join(b, (x, y) -> x + "+" + y).toStream().to(sinks + "tt-inner", Produced.with(S, S));
+                    a.leftJoin(b, (x, y) -> x + "+" + orNull(y)).toStream().to(sinks + "tt-left", Produced.with(S, S));
+                    a.outerJoin(b, (x, y) -> orNull(x) + "+" + orNull(y))
+                            .toStream()
+                            .to(sinks + "tt-outer", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("ta", STRING_STRING, "tb", STRING_STRING),
+                Map.of("tt-inner", STRING_STRING, "tt-left", STRING_STRING, "tt-outer", STRING_STRING));
     }
 }
