@@ -1,6 +1,6 @@
 """`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
---workloads filter,transform,count,windowed-count [--commit-intervals default,100]`;
-`python -m bench restore --records N`."""
+--workloads filter,transform,count,windowed-count,enrich [--commit-intervals default,100]`
+(quix does not run enrich); `python -m bench restore --records N`."""
 
 from __future__ import annotations
 

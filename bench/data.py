@@ -62,6 +62,33 @@ def records(n: int, seed: int = SEED) -> Iterator[tuple[bytes, bytes, dict[str, 
         yield obj["user"].encode(), value, obj
 
 
+# The `enrich` workload's table: one row per user key (user-00000 ..), its own seed so that the
+# rows stay the same whatever the input's seed.
+USERS_SEED = 20_251_212
+TIERS = ("basic", "silver", "gold", "platinum")
+# Every row's timestamp: 2020-09-13 12:26:40 UTC, earlier than every input record (produced
+# with the wall clock's time), so a system that takes a task's records in timestamp order
+# (Kafka Streams, kgen) has the whole table before the first input record whatever it fetches
+# first.
+USERS_TIMESTAMP_MS = 1_600_000_000_000
+
+
+def user_rows(seed: int = USERS_SEED) -> Iterator[tuple[bytes, bytes, dict[str, Any]]]:
+    """The table's USERS rows as (key, compact JSON value, value object), key order: the key
+    is the user (the input's key), the value a few fields (~70 bytes)."""
+    rng = random.Random(seed)
+    for u in range(USERS):
+        bits = rng.getrandbits(32)
+        user = f"user-{u:05d}"
+        obj: dict[str, Any] = {
+            "user": user,
+            "country": COUNTRIES[bits % len(COUNTRIES)],
+            "tier": TIERS[(bits >> 3) % len(TIERS)],
+            "since": 2010 + (bits >> 5) % 16,
+        }
+        yield user.encode(), json.dumps(obj, separators=(",", ":")).encode(), obj
+
+
 @dataclass
 class Digest:
     """Count and an order-independent 64-bit sum of record hashes: equal digests mean the

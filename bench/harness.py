@@ -6,15 +6,16 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import report
 from bench.broker import Broker
-from bench.data import SEED, Expected, Output, records
+from bench.data import SEED, Digest, Expected, Output, records
 from bench.measure import RunResult, run_once
 from bench.systems import Kgen, System, make_systems
-from bench.workloads import INPUT_PARTITIONS, INPUT_TOPIC, WORKLOADS, Workload
+from bench.workloads import INPUT_PARTITIONS, INPUT_TOPIC, WORKLOADS, TableInput, Workload
 from kgen import topics
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -57,15 +58,16 @@ def run(config: Config) -> list[RunResult]:
     systems = make_systems(
         config.systems, config.client_config, config.app_args, config.kgen_patches
     )
+    skipped = _skipped(systems, workloads)
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp, Broker(config.bootstrap) as b:
         workdir = Path(tmp)
         say(f"broker {b.bootstrap}; work dir {workdir}")
         b.warm_up()
         for workload in workloads:
-            for system in systems:
+            for system in _running(systems, workload, skipped):
                 system.prepare(workload, workdir)
-        expected = _preload(b, config, systems, workloads)
+        expected = _preload(b, config, systems, workloads, skipped)
         rounds = [0] * config.warmup + list(range(1, config.repeat + 1))
         for interval in config.commit_intervals:
             label = interval_label(interval)
@@ -75,7 +77,7 @@ def run(config: Config) -> list[RunResult]:
                 _rounds(
                     b,
                     config,
-                    systems,
+                    _running(systems, workload, skipped),
                     workload,
                     rounds=rounds,
                     expected=expected,
@@ -93,11 +95,17 @@ def run(config: Config) -> list[RunResult]:
             "client config (all systems)": " ".join(config.client_config)
             or "librdkafka defaults (plus each system's own settings)",
             "kgen app arguments": config.app_args or "none",
+            **{
+                f"kgen app arguments of {w.name}": " ".join(w.kgen_args)
+                for w in workloads
+                if w.kgen_args
+            },
             "kgen apps (sha256 of the package files)": ", ".join(
                 f"{s.name}/{w.name} {s.fingerprint(w)}"
                 for s in systems
                 if isinstance(s, Kgen)
                 for w in workloads
+                if (s.name, w.name) not in skipped
             )
             or "none",
             "kgen app patches": ", ".join(p.as_posix() for p in config.kgen_patches)
@@ -112,6 +120,18 @@ def run(config: Config) -> list[RunResult]:
             "rounds": f"{config.warmup} warm-up (not counted), {config.repeat} measured; "
             "the systems alternate within a round in the order given",
         }
+        for w in workloads:
+            for t in w.tables:
+                info[f"table of {w.name}"] = (
+                    f"{t.topic}, {t.partitions} partitions, "
+                    + ", ".join(f"{k}={v}" for k, v in t.config.items())
+                    + f", {expected[t.topic].count:,} rows preloaded before the input, "
+                    f"every row's timestamp {t.timestamp_ms} (earlier than every input record)"
+                )
+        if skipped:
+            info["not run"] = "; ".join(
+                f"{system} on {workload}: {why}" for (system, workload), why in skipped.items()
+            )
     wall = time.perf_counter() - started
     print(report.table(report.summarize([r for r in results if r.round > 0])))
     text = report.markdown(results, info, config.command, wall)
@@ -191,6 +211,31 @@ def _versions(systems: list[System]) -> str:
     return "; ".join(out) or "none"
 
 
+def _skipped(systems: list[System], workloads: list[Workload]) -> dict[tuple[str, str], str]:
+    """The (system, workload) pairs asked for that a system cannot run, with the reason; said
+    on stderr (and written to the results file). ValueError when that leaves nothing to run."""
+    skipped: dict[tuple[str, str], str] = {}
+    for workload in workloads:
+        for system in systems:
+            why = system.unsupported(workload)
+            if why is not None:
+                skipped[system.name, workload.name] = why
+    if len(skipped) == len(systems) * len(workloads):
+        raise ValueError(
+            "nothing to run: "
+            + "; ".join(f"{s} does not run {w}: {why}" for (s, w), why in skipped.items())
+        )
+    for (system_name, workload_name), why in skipped.items():
+        say(f"not running {system_name} on {workload_name}: {why}")
+    return skipped
+
+
+def _running(
+    systems: list[System], workload: Workload, skipped: dict[tuple[str, str], str]
+) -> list[System]:
+    return [s for s in systems if (s.name, workload.name) not in skipped]
+
+
 def _workload(name: str) -> Workload:
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
@@ -198,13 +243,22 @@ def _workload(name: str) -> Workload:
 
 
 def _preload(
-    b: Broker, config: Config, systems: list[System], workloads: list[Workload]
+    b: Broker,
+    config: Config,
+    systems: list[System],
+    workloads: list[Workload],
+    skipped: dict[tuple[str, str], str],
 ) -> dict[str, Output]:
-    """Fill the input topic once for every round; return the digest of the input ('input')
-    and of each expected output."""
-    expectations = dict(s.expectation(w) for s in systems for w in workloads)
+    """Fill the workloads' table topics, then the input topic, once for every round; return
+    the digest of the input ('input'), of each table (by topic) and of each expected output."""
+    pairs = [(s, w) for w in workloads for s in _running(systems, w, skipped)]
+    expectations = dict(s.expectation(w) for s, w in pairs)
     # A system may use one group for every workload (the copy loop does).
-    groups = dict.fromkeys(s.group(w) for s in systems for w in workloads)
+    groups = dict.fromkeys(s.group(w) for s, w in pairs)
+    tables = {t.topic: t for w in workloads for t in w.tables}
+    table_digests: dict[str, Output] = {}
+    for table in tables.values():
+        table_digests[table.topic] = _preload_table(b, table)
     b.reset({INPUT_TOPIC: INPUT_PARTITIONS}, groups)
     say(f"preloading {config.records:,} records into {INPUT_TOPIC} ...")
     t0 = time.perf_counter()
@@ -216,4 +270,28 @@ def _preload(
         got = sum(ends.values())
         raise RuntimeError(f"{INPUT_TOPIC} holds {got} records, not {config.records}")
     say(f"preloaded in {time.perf_counter() - t0:.1f} s: {ends}")
-    return {"input": expected.input, **expected.outputs}
+    return {"input": expected.input, **table_digests, **expected.outputs}
+
+
+def _preload_table(b: Broker, table: TableInput) -> Digest:
+    """Fill a table topic (emptied first), every row with the table's timestamp; the digest
+    of its rows."""
+    if table.timestamp_ms >= time.time() * 1000:
+        raise ValueError(
+            f"{table.topic}: its rows' timestamp {table.timestamp_ms} is not earlier than now: "
+            "the input records (stamped now) would not all come after the table"
+        )
+    b.reset({table.topic: table.partitions}, [], config=dict(table.config))
+    digest = Digest()
+
+    def rows() -> Iterator[tuple[bytes, bytes]]:
+        for key, value in table.rows():
+            digest.add(key, value)
+            yield key, value
+
+    topics.produce_all(b.bootstrap, table.topic, rows(), timestamp=table.timestamp_ms)
+    ends = b.end_offsets(table.topic)
+    if sum(ends.values()) != digest.count:
+        raise RuntimeError(f"{table.topic} holds {sum(ends.values())} rows, not {digest.count}")
+    say(f"preloaded the table {table.topic}: {digest.count:,} rows, {ends}")
+    return digest

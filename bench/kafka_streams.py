@@ -32,7 +32,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent / "kafka-streams"
 JAR = PROJECT / "target" / "kafka-streams-bench.jar"
 KAFKA_STREAMS_VERSION = "4.4.0"
-WORKLOADS = ("filter", "transform", "count", "windowed-count")
+WORKLOADS = ("filter", "transform", "count", "windowed-count", "enrich")
 MVN_TIMEOUT_S = 900
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Maven colours even its -q -B output
 
@@ -110,14 +110,18 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
     state_dir: Path | str,
     commit_interval_ms: int | None = None,
     stop_when_idle: float | None = None,
+    table: str | None = None,
 ) -> list[str]:
-    """The argv that runs `workload` (filter, transform, count, windowed-count) with the jar.
+    """The argv that runs `workload` (filter, transform, count, windowed-count, enrich) with
+    the jar; `table` is the topic `enrich` reads as its table (required there, nowhere else).
 
     Exactly-once (v2), one stream thread, auto.offset.reset=earliest; Kafka Streams' own
     commit interval (100 ms under exactly-once) unless `commit_interval_ms` is given.
     """
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
+    if (table is None) != (workload != "enrich"):
+        raise ValueError(f"workload {workload!r}: a table topic is for enrich, and needed there")
     argv = [
         "java",
         "-jar",
@@ -139,6 +143,8 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
         argv += ["--commit-interval-ms", str(int(commit_interval_ms))]
     if stop_when_idle is not None:
         argv += ["--stop-when-idle", f"{stop_when_idle:g}"]
+    if table is not None:
+        argv += ["--table", table]
     return argv
 
 
@@ -152,8 +158,11 @@ def internal_topics(workload: str, app_id: str) -> tuple[str, ...]:
 
 
 def changelog_topics(workload: str, app_id: str) -> tuple[str, ...]:
-    """The changelog of the app's store ("counts"): `count`'s key-value store and
-    `windowed-count`'s window store."""
+    """The changelog of the app's store: "counts" of `count` (key-value) and `windowed-count`
+    (window store), "users" of `enrich` (the table, materialized as a key-value store: without
+    topology optimization Kafka Streams gives it a changelog, as kgen does)."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
+    if workload == "enrich":
+        return (f"{app_id}-users-changelog",)
     return (f"{app_id}-counts-changelog",) if workload in {"count", "windowed-count"} else ()

@@ -1,8 +1,9 @@
 """The benchmark harness end to end at toy size, against the session broker: `python -m bench
 run --records 2000 --repeat 1 --warmup 0` runs the kgen apps, Kafka Streams, Quix Streams and
-the copy baseline on the filter, transform, count and windowed-count workloads, and every output
-verifies (the counts as tables); `python -m bench restore` restores a store from its changelog,
-then from its tail. Nothing here depends on how fast anything ran."""
+the copy baseline on the filter, transform, count and windowed-count workloads, and all but
+Quix on enrich (a stream-table join; Quix is left out of it, and the harness says so), and every
+output verifies (the counts as tables); `python -m bench restore` restores a store from its
+changelog, then from its tail. Nothing here depends on how fast anything ran."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 SYSTEMS = ("kgen", "kafka-streams", "quix", "copy")
-WORKLOADS = ("filter", "transform", "count", "windowed-count")
+WORKLOADS = ("filter", "transform", "count", "windowed-count", "enrich")
+# The pairs the harness does not run (it says why on stderr and in the results file).
+NOT_RUN = {("enrich", "quix")}
 
 
 def test_bench_runs_every_system_on_every_workload(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """One tiny round (no warm-up) of the four systems on the four workloads, from one
-    command: every output verifies. The Kafka Streams jar (Maven, ~25 s) and the Quix venv
-    (pip, ~35 s) are made on first use and cached under ~/.cache/kgen/bench/."""
+    """One tiny round (no warm-up) of the four systems on the five workloads (but Quix on
+    enrich), from one command: every output verifies. The Kafka Streams jar (Maven, ~25 s) and
+    the Quix venv (pip, ~35 s) are made on first use and cached under ~/.cache/kgen/bench/."""
     runs_file = tmp_path / "runs.json"
     result = _bench(
         "run",
@@ -61,7 +64,10 @@ def test_bench_runs_every_system_on_every_workload(kafka_bootstrap: str, tmp_pat
 
     runs = json.loads(runs_file.read_text())["runs"]
     assert sorted((r["workload"], r["system"]) for r in runs) == sorted(
-        (w, s) for w in WORKLOADS for s in SYSTEMS
+        (w, s) for w in WORKLOADS for s in SYSTEMS if (w, s) not in NOT_RUN
+    )
+    assert "not running quix on enrich: Quix Streams has no KTable stream-table join" in (
+        result.stderr
     )
     for run in runs:
         assert run["verified"], run
@@ -89,9 +95,37 @@ def test_bench_runs_every_system_on_every_workload(kafka_bootstrap: str, tmp_pat
         windowed = by["windowed-count", system]
         assert windowed["keys"] == windowed["expected"] == count["expected"]
         assert windowed["keys"] <= windowed["written"] <= 2000
+    for system in ("kgen", "kafka-streams"):
+        # enrich: every user has a row in the preloaded table, so the inner join writes one
+        # record per input record, each with its user's fields (the exact bytes checked).
+        assert by["enrich", system]["written"] == by["enrich", system]["expected"] == 2000
     # The summary table (with each system's ratio to kgen) is printed; a results file written.
     assert "| default | transform | quix |" in result.stdout
-    assert len(list((tmp_path / "results").glob("*.md"))) == 1
+    results_file = list((tmp_path / "results").glob("*.md"))
+    assert len(results_file) == 1
+    assert "- not run: quix on enrich: " in results_file[0].read_text()
+
+
+def test_bench_refuses_a_run_with_nothing_to_run(tmp_path: Path) -> None:
+    """Quix alone on enrich: refused before any broker is started or used, exit 2, saying
+    why."""
+    result = _bench(
+        "run",
+        "--records",
+        "10",
+        "--systems",
+        "quix",
+        "--workloads",
+        "enrich",
+        "--bootstrap-servers",
+        "127.0.0.1:9",
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "bench: nothing to run: quix does not run enrich: " in result.stderr
+    assert "join_asof" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_bench_restore_reads_the_changelog_then_only_its_tail(

@@ -27,6 +27,7 @@ import org.apache.kafka.streams.Topology;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindows;
@@ -35,7 +36,8 @@ import org.apache.kafka.streams.processor.TimestampExtractor;
 
 /**
  * The kgen benchmark's workloads written with the Kafka Streams DSL, as a Kafka Streams user
- * would: {@code filter}, {@code transform}, {@code count} and {@code windowed-count} over the
+ * would: {@code filter}, {@code transform}, {@code count}, {@code windowed-count} and
+ * {@code enrich} (a stream-table join with the table topic given by {@code --table}) over the
  * benchmark's JSON records.
  *
  * <p>Runs until SIGTERM (closes cleanly, exits 0) or, with {@code --stop-when-idle S}, until it
@@ -46,7 +48,7 @@ import org.apache.kafka.streams.processor.TimestampExtractor;
 public final class StreamsBench {
 
     static final List<String> WORKLOADS =
-            List.of("filter", "transform", "count", "windowed-count");
+            List.of("filter", "transform", "count", "windowed-count", "enrich");
     /** windowed-count: 1-minute tumbling windows, no grace. */
     static final Duration WINDOW = Duration.ofMinutes(1);
     static final ObjectMapper MAPPER = new ObjectMapper();
@@ -56,10 +58,11 @@ public final class StreamsBench {
 
     static final String USAGE =
             "usage: java -jar kafka-streams-bench.jar"
-                    + " --workload filter|transform|count|windowed-count\n"
+                    + " --workload filter|transform|count|windowed-count|enrich\n"
                     + "    --bootstrap HOST:PORT --input TOPIC --output TOPIC --application-id ID\n"
                     + "    --state-dir DIR [--commit-interval-ms N] [--threads N]"
-                    + " [--stop-when-idle SECONDS]";
+                    + " [--stop-when-idle SECONDS]\n"
+                    + "    [--table TOPIC] (enrich: the topic read as the table, required there)";
 
     /** The command line. */
     record Options(
@@ -71,13 +74,15 @@ public final class StreamsBench {
             String stateDir,
             Long commitIntervalMs,
             int threads,
-            Double stopWhenIdleSeconds) {
+            Double stopWhenIdleSeconds,
+            String table) {
 
         static Options parse(String[] args) {
             Map<String, String> values = new HashMap<>();
             List<String> known =
                     List.of("--workload", "--bootstrap", "--input", "--output", "--application-id",
-                            "--state-dir", "--commit-interval-ms", "--threads", "--stop-when-idle");
+                            "--state-dir", "--commit-interval-ms", "--threads", "--stop-when-idle",
+                            "--table");
             for (int i = 0; i < args.length; i++) {
                 String arg = args[i];
                 if (arg.equals("-h") || arg.equals("--help")) {
@@ -129,9 +134,14 @@ public final class StreamsBench {
                     throw new IllegalArgumentException("--stop-when-idle must be > 0");
                 }
             }
+            String table = values.get("--table");
+            if ((table == null) == workload.equals("enrich")) {
+                throw new IllegalArgumentException(
+                        "--table is for --workload enrich, and required there");
+            }
             return new Options(workload, values.get("--bootstrap"), values.get("--input"),
                     values.get("--output"), values.get("--application-id"),
-                    values.get("--state-dir"), commit, threads, idle);
+                    values.get("--state-dir"), commit, threads, idle, table);
         }
     }
 
@@ -179,6 +189,22 @@ public final class StreamsBench {
         out.put("fee_cents", Math.floorDiv(amountCents * 3, 100));
         try {
             return KeyValue.pair(country, MAPPER.writeValueAsString(out));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * enrich: the input value with the user's tier and country appended (the fields stay in
+     * their order, as kgen's {@code {**value, 'tier': ..., 'user_country': ...}} writes them).
+     */
+    static byte[] enrich(byte[] value, byte[] row) {
+        ObjectNode out = (ObjectNode) parse(value);
+        JsonNode user = parse(row);
+        out.set("tier", user.get("tier"));
+        out.set("user_country", user.get("country"));
+        try {
+            return MAPPER.writeValueAsBytes(out);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -233,6 +259,20 @@ public final class StreamsBench {
                                 WindowedSerdes.timeWindowedSerdeFrom(
                                         String.class, WINDOW.toMillis()),
                                 Serdes.Long()));
+            case "enrich" -> {
+                // The table: the latest row per user key, in the store "users" (its changelog
+                // <application-id>-users-changelog). Its rows carry timestamps earlier than every
+                // input record, so the task (both topics' partition p, co-partitioned) takes the
+                // whole table before the first input record (timestamp order, KIP-695 waits for
+                // a partition with records still to fetch).
+                KTable<String, byte[]> users = builder.table(o.table(),
+                        Consumed.with(Serdes.String(), Serdes.ByteArray()),
+                        Materialized.as("users"));
+                builder.stream(o.input(), Consumed.with(Serdes.String(), Serdes.ByteArray()))
+                        .peek((k, v) -> activity.input())
+                        .join(users, StreamsBench::enrich)
+                        .to(o.output(), Produced.with(Serdes.String(), Serdes.ByteArray()));
+            }
             default -> throw new IllegalArgumentException(o.workload());
         }
         return builder.build();
