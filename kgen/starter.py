@@ -96,6 +96,15 @@ steps = [
 # name = "customers"
 # from = "$app-customers"
 # store = "customers"
+# A stream joins a table on its key: { join = "customers", joiner = "{**value, 'c': other}" }
+
+# Global tables: every partition of a topic on every instance (a GlobalKTable), joined by a
+# lookup key computed from the record, e.g. { join = "currencies", key = "value['currency']",
+# joiner = "{**value, 'rate': other}", how = "left" }.
+# [[global_tables]]
+# name = "currencies"
+# from = "$app-currencies"
+# store = "currencies"
 
 # Test cases: records piped into source topics and every record expected on the output topics,
 # in order (a record without a timestamp gets 0; an expected one without it skips the check).

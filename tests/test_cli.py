@@ -31,9 +31,14 @@ Topologies:
 """
 
 
-# Files of an app without state stores.
-# A stateless app whose sub-topologies read one topic each: no stores, no tasks module.
-STATELESS_FILES = len(render.FILES) - len(render.STATEFUL_ONLY) - len(render.TASKS_ONLY)
+# A stateless app whose sub-topologies read one topic each: no stores, no tasks module, no
+# global tables.
+STATELESS_FILES = (
+    len(render.FILES)
+    - len(render.STATEFUL_ONLY)
+    - len(render.TASKS_ONLY)
+    - len(render.GLOBAL_ONLY)
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -146,6 +146,9 @@ class Fuser(StatefulFuser):
         Records with a null value are dropped; a null key drops the record on an inner join
         and joins nothing on a left join; an inner join drops a record without a row."""
         step = node.step
+        if node.glob is not None:
+            self.global_join(node, env, depth)
+            return
         assert isinstance(step, Join) and node.peer is not None and node.store is not None
         table = self.topics[node.peer.topics[0]]
         value = env["value"]
@@ -170,6 +173,43 @@ class Fuser(StatefulFuser):
         self.prepare([step.joiner], env, depth)
         joined = self.fresh("v")
         self.emit(depth, f"{joined} = {self.call(step.joiner, env, other=other)}")
+        env["value"] = Var(joined)
+        self.children(node, env, depth)
+
+    def global_join(self, node: Node, env: Env, depth: int) -> None:
+        """A stream-global table join (Kafka Streams' KStreamGlobalKTableJoin): the row of the
+        lookup key that `key` computes from the record, in the global table as this instance
+        has read it so far. Records with a null value are dropped; a null lookup key drops the
+        record on an inner join and joins nothing on a left join; an inner join drops a
+        record without a row. The joiner sees the lookup key as `other_key`."""
+        step, glob = node.step, node.glob
+        assert isinstance(step, Join) and glob is not None and step.key is not None
+        table = self.topics[glob.from_]
+        value = env["value"]
+        self.emit(depth, f"if {value.name or value.raw} is not None:")
+        depth += 1
+        self.prepare([step.key], env, depth)
+        lookup, kb, e, other = self.fresh("lk"), self.fresh("kb"), self.fresh("e"), self.fresh("o")
+        self.emit(depth, f"{lookup} = {self.call(step.key, env)}")
+        self.serde.add(f"serialize_{table.key}")
+        self.emit(depth, f"{kb} = serialize_{table.key}({lookup})")
+        store = f"ctx.global_table({glob.name!r})"
+        decode = f"deserialize_{table.value}"
+        self.serde.add(decode)
+        if step.how == "inner":
+            self.emit(depth, f"if {kb} is not None:")
+            depth += 1
+            self.emit(depth, f"{e} = {store}.get({kb})")
+            self.emit(depth, f"if {e} is not None:")
+            depth += 1
+            self.emit(depth, f"{other} = {decode}({e})")
+        else:
+            self.emit(depth, f"{e} = None if {kb} is None else {store}.get({kb})")
+            # Every deserializer gives None for None.
+            self.emit(depth, f"{other} = {decode}({e})")
+        self.prepare([step.joiner], env, depth)
+        joined = self.fresh("v")
+        self.emit(depth, f"{joined} = {self.call(step.joiner, env, other=other, other_key=lookup)}")
         env["value"] = Var(joined)
         self.children(node, env, depth)
 

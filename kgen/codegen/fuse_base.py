@@ -150,9 +150,16 @@ class FuserBase:
     def uses(self, logic: Logic) -> frozenset[str]:
         if isinstance(logic, FunctionRef):
             return frozenset({"key", "value"})
-        return expr.parse(logic, self.modules, agg=True, other=True).uses
+        return expr.parse(logic, self.modules, agg=True, other=True, other_key=True).uses
 
-    def call(self, logic: Logic, env: Env, agg: str | None = None, other: str | None = None) -> str:
+    def call(
+        self,
+        logic: Logic,
+        env: Env,
+        agg: str | None = None,
+        other: str | None = None,
+        other_key: str | None = None,
+    ) -> str:
         """Code evaluating `logic` over the (already decoded) record in env; `agg` names the
         aggregate so far, for an aggregation's adder and subtractor; `other` the other side's
         value, for a joiner."""
@@ -167,7 +174,15 @@ class FuserBase:
             names[expr.AGG] = agg
         if other is not None:
             names[expr.OTHER] = other
-        parsed = expr.parse(logic, self.modules, agg=agg is not None, other=other is not None)
+        if other_key is not None:
+            names[expr.OTHER_KEY] = other_key
+        parsed = expr.parse(
+            logic,
+            self.modules,
+            agg=agg is not None,
+            other=other is not None,
+            other_key=other_key is not None,
+        )
         return parsed.render(names)
 
     def prepare(self, logics: list[Logic], env: Env, depth: int) -> None:

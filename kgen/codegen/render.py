@@ -41,6 +41,7 @@ FILES = (
     ("app/package/state.py.j2", "{pkg}/state.py"),
     ("app/package/backends.py.j2", "{pkg}/backends.py"),
     ("app/package/restore.py.j2", "{pkg}/restore.py"),
+    ("app/package/global_tables.py.j2", "{pkg}/global_tables.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
@@ -51,6 +52,8 @@ FILES = (
 # Only apps with state stores get these.
 # Only for apps with a sub-topology that reads several topics (timestamp-ordered tasks).
 TASKS_ONLY = frozenset({"app/package/tasks.py.j2"})
+# Only for apps with global tables.
+GLOBAL_ONLY = frozenset({"app/package/global_tables.py.j2"})
 STATEFUL_ONLY = frozenset(
     {
         "app/package/state.py.j2",
@@ -136,6 +139,9 @@ def render(plan: AppPlan) -> dict[str, str]:
     files: dict[str, str] = {}
     for template, target in FILES:
         if template in STATEFUL_ONLY and not plan.stores:
+            if not (plan.global_tables and template == "app/package/backends.py.j2"):
+                continue
+        if template in GLOBAL_ONLY and not plan.global_tables:
             continue
         if template in TASKS_ONLY and not plan.task_groups:
             continue  # no sub-topology reads several topics: records go in fetch order

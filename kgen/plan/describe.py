@@ -18,8 +18,8 @@ def _predecessors(plan: AppPlan) -> dict[str, list[str]]:
 
 
 def _label(proc: Processor) -> str:
-    if proc.kind in ("source", "table_source"):
-        store = f", {proc.detail}" if proc.kind == "table_source" else ""
+    if proc.kind in ("source", "table_source", "global_source"):
+        store = f", {proc.detail}" if proc.kind != "source" else ""
         return f"Source: {proc.name} (topics: [{', '.join(proc.topics)}]{store})"
     if proc.kind in ("sink", "dynamic_sink", "repartition"):
         which = (
@@ -35,7 +35,8 @@ def text(plan: AppPlan) -> str:
     preds = _predecessors(plan)
     lines = [f"Topology of {plan.app_id} ({plan.guarantee}):", "Topologies:"]
     for sub in plan.subtopologies:
-        lines.append(f"   Sub-topology: {sub.index}")
+        suffix = " for global store (will not generate tasks)" if sub.global_store else ""
+        lines.append(f"   Sub-topology: {sub.index}{suffix}")
         for proc in sub.processors:
             lines.append(f"    {_label(proc)}")
             if proc.successors:  # Kafka Streams prints no arrow out of a sink
@@ -111,7 +112,7 @@ def _edges(plan: AppPlan, ids: dict[str, str], fmt: str) -> list[str]:
     for sub in plan.subtopologies:
         for proc in sub.processors:
             me = ids["proc:" + proc.name]
-            if proc.kind in ("source", "table_source"):
+            if proc.kind in ("source", "table_source", "global_source"):
                 out.extend(fmt.format(a=ids["topic:" + t], b=me) for t in proc.topics)
             if proc.kind in ("sink", "dynamic_sink", "repartition"):
                 out.extend(fmt.format(a=me, b=ids["topic:" + t]) for t in proc.topics)

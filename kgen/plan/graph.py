@@ -14,6 +14,7 @@ from kgen.spec import (
     FilterNot,
     FlatMap,
     FlatMapValues,
+    GlobalTable,
     GroupBy,
     GroupByKey,
     Join,
@@ -81,6 +82,8 @@ class Node:
     # A table's source: the table-table joins it is the right side of (its updates trigger
     # them too, though they are not its children).
     reverse: list[Node] = field(default_factory=list)
+    # A join with a global table: the table (outside every sub-topology).
+    glob: GlobalTable | None = None
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -199,8 +202,12 @@ def build(spec: Spec) -> Graph:
     for output, node in pending:
         outputs[output].children.append(node)
     tables = {s.entry: s for s in sources if s.kind == "table_source"}
+    globs = {g.name: g for g in spec.global_tables}
     for node in Graph(sources).walk():
-        if node.kind in ("join", "table_join") and isinstance(node.step, Join):
+        if node.kind == "join" and isinstance(node.step, Join) and node.step.join in globs:
+            node.glob = globs[node.step.join]
+            node.store = node.glob.store
+        elif node.kind in ("join", "table_join") and isinstance(node.step, Join):
             node.peer = tables[node.step.join]
             node.store = node.peer.store
             if node.kind == "table_join":

@@ -22,6 +22,8 @@ class TopicPlan:
     is_source: bool
     is_sink: bool
     is_dead_letter: bool
+    # Read in full by every instance into a global table's store.
+    is_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,20 @@ class Processor:
 class SubTopology:
     index: int
     processors: tuple[Processor, ...]
+    # A global table's: read in full by every instance, outside the consumer group's tasks.
+    global_store: bool = False
+
+
+@dataclass(frozen=True)
+class GlobalTablePlan:
+    """A global table: its topic (also its changelog) and the store every instance fills."""
+
+    name: str
+    topic: str
+    store: str
+    type: str  # "rocksdb" | "memory"
+    key_format: str
+    value_format: str
 
 
 @dataclass(frozen=True)
@@ -198,6 +214,11 @@ class AppPlan:
     windowed_sinks: tuple[str, ...]
     # Source topics joined in one sub-topology: they must have as many partitions.
     copartitioned: tuple[tuple[str, ...], ...]
+    # Global tables: filled before processing starts, kept up to date as the app runs.
+    global_tables: tuple[GlobalTablePlan, ...]
+    global_topics: tuple[str, ...]
+    # Some store (or global table) keeps its data in RocksDB: the app needs rocksdict.
+    uses_rocksdb: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
     drops: bool
     tests: tuple[TestCasePlan, ...]

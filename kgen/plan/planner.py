@@ -11,6 +11,7 @@ from kgen.plan.models import (
     AppPlan,
     EmitFunction,
     FunctionImport,
+    GlobalTablePlan,
     InternalTopicPlan,
     Processor,
     RecordPlan,
@@ -111,8 +112,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         else:
             blocks.append(SourceBlock((topic,), lines))
 
+    global_topics = tuple(g.from_ for g in spec.global_tables)
     used_formats: set[str] = {
-        f for name in (*sources, *sinks) for f in (spec.topics[name].key, spec.topics[name].value)
+        f
+        for name in (*sources, *sinks, *global_topics)
+        for f in (spec.topics[name].key, spec.topics[name].value)
     }
     used_formats.update(f for node in repartitions for f in node.formats or ())
     used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
@@ -134,9 +138,10 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             is_source=name in sources,
             is_sink=name in sinks,
             is_dead_letter=name == dlq,
+            is_global=name in global_topics,
         )
         for name, t in sorted(spec.topics.items())
-        if name in sources or name in sinks or name == dlq
+        if name in sources or name in sinks or name == dlq or name in global_topics
     )
     return AppPlan(
         app_id=spec.app,
@@ -168,13 +173,30 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             for t in b.topics
             if _DECODES.match(_first_code(b.lines)) and "bytes(" not in _first_code(b.lines)
         ),
-        subtopologies=_subtopologies(g),
+        subtopologies=_subtopologies(spec, g),
         task_groups=_task_groups(g),
         process_produces=any("produce(" in line for b in blocks for line in b.lines),
         windowed=any(n.window is not None for n in nodes),
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
+        global_topics=global_topics,
+        uses_rocksdb=any(st.type == "rocksdb" for st in stores)
+        or any(
+            (spec.stores.get(g.store) or StoreConfig()).type == "rocksdb"
+            for g in spec.global_tables
+        ),
+        global_tables=tuple(
+            GlobalTablePlan(
+                g.name,
+                g.from_,
+                g.store,
+                (spec.stores.get(g.store) or StoreConfig()).type,
+                spec.topics[g.from_].key,
+                spec.topics[g.from_].value,
+            )
+            for g in spec.global_tables
+        ),
         drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
@@ -391,7 +413,7 @@ def _function_imports(spec: Spec) -> tuple[FunctionImport, ...]:
     return tuple(out)
 
 
-def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
+def _subtopologies(spec: Spec, g: graph.Graph) -> tuple[SubTopology, ...]:
     out = []
     for index, component in enumerate(g.components()):
         procs = []
@@ -405,7 +427,8 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
             elif node.kind == "repartition":
                 detail = "group_by" if node.logic is not None else "group_by_key"
             if node.kind == "join" and isinstance(node.step, Join):
-                detail = f"{node.step.how} join with table {node.step.join}, store: {node.store}"
+                what = "global table" if node.glob is not None else "table"
+                detail = f"{node.step.how} join with {what} {node.step.join}, store: {node.store}"
             procs.append(
                 Processor(
                     node.name,
@@ -416,6 +439,15 @@ def _subtopologies(g: graph.Graph) -> tuple[SubTopology, ...]:
                 )
             )
         out.append(SubTopology(index, tuple(procs)))
+    for glob in spec.global_tables:
+        source = Processor(
+            f"{glob.name}-global-source",
+            "global_source",
+            f"global table, store: {glob.store}",
+            (glob.from_,),
+            (),
+        )
+        out.append(SubTopology(len(out), (source,), global_store=True))
     return tuple(out)
 
 
@@ -473,7 +505,7 @@ def _copartitioned(g: graph.Graph) -> tuple[tuple[str, ...], ...]:
     are in the same partition only if the topics have as many (Kafka Streams checks so too)."""
     groups = []
     for component in g.components():
-        if any(n.kind == "join" for n in component):
+        if any(n.kind == "join" and n.glob is None for n in component):
             sources = [n for n in component if n.kind in ("source", "table_source")]
             groups.append(tuple(sorted({t for n in sources for t in n.topics})))
     return tuple(groups)

@@ -17,6 +17,8 @@ RECORD_NAMES = ("key", "value", "timestamp", "headers")
 AGG = "agg"
 # A join's joiner also sees the other side's value.
 OTHER = "other"
+# A global table join's lookup key, in its joiner.
+OTHER_KEY = "other_key"
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -94,11 +96,21 @@ def _check_scope(body: ast.expr, names: tuple[str, ...]) -> None:
 
 
 def parse(
-    source: str, modules: frozenset[str], agg: bool = False, other: bool = False
+    source: str,
+    modules: frozenset[str],
+    agg: bool = False,
+    other: bool = False,
+    other_key: bool = False,
 ) -> Expression:
     """Parse one expression and check every free name it reads; `agg` allows the name
-    `agg` (an aggregation's adder or subtractor), `other` the name `other` (a joiner)."""
-    names = (*RECORD_NAMES, *((AGG,) if agg else ()), *((OTHER,) if other else ()))
+    `agg` (an aggregation's adder or subtractor), `other` the name `other` (a joiner),
+    `other_key` the name `other_key` (a global table join's joiner)."""
+    names = (
+        *RECORD_NAMES,
+        *((AGG,) if agg else ()),
+        *((OTHER,) if other else ()),
+        *((OTHER_KEY,) if other_key else ()),
+    )
     if not source.strip():
         raise ExpressionError("empty expression")
     try:

@@ -323,10 +323,13 @@ class Join(StepBase):
     step of a [[tables]] entry, a table joined with a table (KTable#join / leftJoin /
     outerJoin): updates of either side trigger, and the result is a table."""
 
-    join: Name  # a [[tables]] entry
+    join: Name  # a [[tables]] or [[global_tables]] entry
     joiner: Logic
     # inner, left; a table joined with a table also outer.
     how: Literal["inner", "left", "outer"] = "inner"
+    # A global table's lookup key, from the stream record (Kafka Streams' KeyValueMapper): the
+    # joiner sees it as `other_key`. A record whose lookup key is None joins nothing.
+    key: Logic | None = None
 
 
 class ToStream(StepBase):
@@ -469,6 +472,20 @@ class Table(Model):
         return [self.from_]
 
 
+class GlobalTable(Model):
+    """A GlobalKTable: every partition of `from` on every instance, loaded before processing
+    starts and kept up to date while the app runs; streams join it with a lookup key of their
+    choosing, so it needs no co-partitioning."""
+
+    name: Name
+    from_: str = Field(alias="from")
+    store: Name
+
+    @property
+    def from_topics(self) -> list[str]:
+        return [self.from_]
+
+
 StoreType = Literal["rocksdb", "memory"]
 
 
@@ -525,6 +542,7 @@ class Spec(Model):
     topics: dict[str, Topic] = Field(default_factory=dict)
     streams: list[Stream] = Field(default_factory=list)
     tables: list[Table] = Field(default_factory=list)
+    global_tables: list[GlobalTable] = Field(default_factory=list)
     stores: dict[str, StoreConfig] = Field(default_factory=dict)
     tests: list[TestCase] = Field(default_factory=list)
 

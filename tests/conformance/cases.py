@@ -243,6 +243,31 @@ def stream_table_join(rng: random.Random) -> Case:
     return records
 
 
+def stream_global_join(rng: random.Random) -> Case:
+    """Orders look their product up by the value's "p" (missing, null, or a key that may have
+    no row); the products' topic has updates, tombstones and null keys."""
+    products = ["p1", "p2", "ṗ3", ""]
+
+    def order() -> dict[str, Any] | None:
+        if rng.random() < 0.15:
+            return None
+        order: dict[str, Any] = {"n": rng.randint(0, 9)}
+        if rng.random() < 0.85:
+            order["p"] = None if rng.random() < 0.15 else rng.choice(products)
+        return order
+
+    def product() -> dict[str, Any] | None:
+        return None if rng.random() < 0.25 else {"price": rng.randint(1, 99)}
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.55:
+            records.append(_record("orders", rng.choice(KEYS), order(), rng))
+        else:
+            records.append(_record("products", rng.choice([*products, None]), product(), rng))
+    return records
+
+
 def table_table_join(rng: random.Random) -> Case:
     keys = ["k1", "k2", "ķ3", "", None]
 
@@ -270,6 +295,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "session-merge": session_merge,
     "suppress": suppress,
     "stream-table-join": stream_table_join,
+    "stream-global-join": stream_global_join,
     "table-table-join": table_table_join,
 }
 

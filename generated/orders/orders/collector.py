@@ -50,6 +50,8 @@ class RecordCollector:
         self.in_transaction = False
         # init_transactions() has completed on the current producer.
         self.ready = not exactly_once
+        # The error the current producer was made for (reset by a recovery), if any.
+        self.reset_for: KafkaError | None = None
         # A failed delivery under at-least-once: the commit must not claim its input as done.
         self.delivery_error: KafkaError | None = None
         # Delivery failures since the last look: counted, and logged a few at a time.
@@ -130,6 +132,11 @@ class RecordCollector:
             # A producer whose transactions are not initialised yet (a replacement whose
             # init_transactions timed out while the cluster was away): finish that first.
             self.init()
+            self.reset_for = cause
+            return
+        if cause is self.reset_for and not self.in_transaction:
+            # Replaced for this very error by an earlier attempt of the same recovery (which
+            # failed later on): the new producer has done nothing since.
             return
         if self.in_transaction and not cause.fatal() and cause.code() != KafkaError._TIMED_OUT:
             try:
@@ -146,6 +153,7 @@ class RecordCollector:
         else:
             return
         self._replace()
+        self.reset_for = cause
 
     def _replace(self, *, initialise: bool = True) -> None:
         # The old producer is only referenced by the list handed over, so it is destroyed

@@ -41,6 +41,9 @@ EXIT_FATAL = 3  # fenced for good, or a permanent Kafka error (authorization, co
 EXIT_UNAVAILABLE = 4  # the cluster stayed unreachable longer than --max-unavailable-s
 
 TIMEOUT_S = 30.0
+# How long a rewind waits for the committed offsets before the loop serves the consumer (a
+# rebalance may be what they wait for) and tries again.
+REWIND_TIMEOUT_S = 10.0
 # While the cluster is unreachable: how often to look again.
 PROBE_EVERY_S = 2.0
 # Back-off between recovery attempts: doubles from the first to the last.
@@ -147,6 +150,7 @@ class Recovery:
             self.collector.reset(err)
             # A replaced producer: every holder of its produce() takes the new one.
             self.errors.produce = self.collector.producer.produce
+            self._serve_consumer()
             self._rewind()
         except KafkaException as exc:
             self._check_permanent(exc.args[0])
@@ -176,13 +180,21 @@ class Recovery:
             return
         # Under exactly-once this waits until no transaction on these partitions is pending
         # (KIP-447), so a just-aborted transaction of our own is resolved first.
-        for tp in self.consumer.committed(assignment, timeout=TIMEOUT_S):
+        for tp in self.consumer.committed(assignment, timeout=REWIND_TIMEOUT_S):
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
         self.positions = []
         # Buffered records are read again from the committed offsets.
         self.tasks.clear()
+
+    def _serve_consumer(self) -> None:
+        """Take what the consumer has to hand over: above all a rebalance. A member that the
+        group dropped while the cluster was away (its session ran out before it reconnected)
+        has lost its partitions, and its committed() waits until the app has taken the loss
+        (seen in a test: 5 minutes of time-outs). Records that come too are dropped: the
+        rewind reads them again."""
+        self.consumer.consume(self.settings.batch_size, timeout=0)
 
     def _check_permanent(self, err: KafkaError) -> None:
         if err.code() in PERMANENT:

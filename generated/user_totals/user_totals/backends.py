@@ -36,7 +36,14 @@ class Backend(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None: ...
+    def write(
+        self,
+        changes: dict[bytes, bytes | None],
+        offset: int | None,
+        meta: dict[bytes, bytes] | None = None,
+    ) -> None: ...
+
+    def read_meta(self, key: bytes) -> bytes | None: ...
 
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
 
@@ -51,11 +58,17 @@ class MemoryBackend:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
         self.offset: int | None = None
+        self.meta: dict[bytes, bytes] = {}
 
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None:
+    def write(
+        self,
+        changes: dict[bytes, bytes | None],
+        offset: int | None,
+        meta: dict[bytes, bytes] | None = None,
+    ) -> None:
         for key, value in changes.items():
             if value is None:
                 self.data.pop(key, None)
@@ -63,12 +76,18 @@ class MemoryBackend:
                 self.data[key] = value
         if offset is not None:
             self.offset = offset
+        if meta:
+            self.meta.update(meta)
+
+    def read_meta(self, key: bytes) -> bytes | None:
+        return self.meta.get(key)
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         return list(self.data.items())
 
     def wipe(self) -> None:
         self.data.clear()
+        self.meta.clear()
         self.offset = None
 
     def close(self) -> None:
@@ -119,7 +138,12 @@ class RocksDBBackend:
         assert value is None or isinstance(value, bytes)
         return value
 
-    def write(self, changes: dict[bytes, bytes | None], offset: int | None) -> None:
+    def write(
+        self,
+        changes: dict[bytes, bytes | None],
+        offset: int | None,
+        meta: dict[bytes, bytes] | None = None,
+    ) -> None:
         batch = WriteBatch(raw_mode=True)
         for key, value in changes.items():
             if value is None:
@@ -128,9 +152,19 @@ class RocksDBBackend:
                 batch.put(key, value)
         if offset is not None:
             batch.put(b"changelog-offset", offset.to_bytes(8, "big", signed=True), self.meta)
-            batch.put(b"format", FORMAT_VERSION, self.meta)
             self.offset = offset
+        for name, data in (meta or {}).items():
+            batch.put(name, data, self.meta)
+        if offset is not None or meta:
+            batch.put(b"format", FORMAT_VERSION, self.meta)
         self.db.write(batch)
+
+    def read_meta(self, key: bytes) -> bytes | None:
+        meta = self.db.get_column_family(self._META)
+        value = meta.get(key)
+        del meta
+        assert value is None or isinstance(value, bytes)
+        return value
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         return [(k, v) for k, v in self.db.items() if isinstance(k, bytes) and isinstance(v, bytes)]

@@ -41,6 +41,9 @@ EXIT_FATAL = 3  # fenced for good, or a permanent Kafka error (authorization, co
 EXIT_UNAVAILABLE = 4  # the cluster stayed unreachable longer than --max-unavailable-s
 
 TIMEOUT_S = 30.0
+# How long a rewind waits for the committed offsets before the loop serves the consumer (a
+# rebalance may be what they wait for) and tries again.
+REWIND_TIMEOUT_S = 10.0
 # While the cluster is unreachable: how often to look again.
 PROBE_EVERY_S = 2.0
 # Back-off between recovery attempts: doubles from the first to the last.
@@ -152,6 +155,7 @@ class Recovery:
             # A replaced producer: every holder of its produce() takes the new one.
             self.errors.produce = self.collector.producer.produce
             self.ctx.produce = self.errors.produce
+            self._serve_consumer()
             self._rewind()
             self._reopen_stores()
         except KafkaException as exc:
@@ -182,11 +186,19 @@ class Recovery:
             return
         # Under exactly-once this waits until no transaction on these partitions is pending
         # (KIP-447), so a just-aborted transaction of our own is resolved first.
-        for tp in self.consumer.committed(assignment, timeout=TIMEOUT_S):
+        for tp in self.consumer.committed(assignment, timeout=REWIND_TIMEOUT_S):
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
             self.consumer.seek(tp)
         self.positions = []
+
+    def _serve_consumer(self) -> None:
+        """Take what the consumer has to hand over: above all a rebalance. A member that the
+        group dropped while the cluster was away (its session ran out before it reconnected)
+        has lost its partitions, and its committed() waits until the app has taken the loss
+        (seen in a test: 5 minutes of time-outs). Records that come too are dropped: the
+        rewind reads them again."""
+        self.consumer.consume(self.settings.batch_size, timeout=0)
 
     def _reopen_stores(self) -> None:
         """A failed commit may have committed after all (a time-out on the way back): the

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from kgen.spec.checks.base import Checks
 from kgen.spec.checks.imports import check_imports
 from kgen.spec.checks.settings import check_app, check_topics
-from kgen.spec.checks.steps import check_step, check_streams, check_tables
+from kgen.spec.checks.steps import check_global_tables, check_step, check_streams, check_tables
 from kgen.spec.checks.testcases import check_tests
 from kgen.spec.checks.topology import check_graph, check_internal_topics, check_stores
 from kgen.spec.errors import SpecError
@@ -47,6 +47,7 @@ def check(
     check_topics(c)
     check_streams(c)
     check_tables(c)
+    check_global_tables(c)
     check_stores(c)
     check_graph(c)
     check_tests(c)

@@ -149,6 +149,8 @@ class Checks:
         writers: dict[str, list[Loc]] = {}
         for i, table in enumerate(self.spec.tables):
             writers.setdefault(table.store, []).append(("tables", i, "store"))
+        for i, glob in enumerate(self.spec.global_tables):
+            writers.setdefault(glob.store, []).append(("global_tables", i, "store"))
         for base, entry in entries(self.spec):
             final = False  # the last window step emits final results
             for j, step in enumerate(entry.steps):
@@ -168,6 +170,8 @@ class Checks:
         count of stream 'words''."""
         kind, i = loc[0], loc[1]
         assert isinstance(i, int)
+        if kind == "global_tables":
+            return f"global table {self.spec.global_tables[i].name!r}"
         entry = self.spec.streams[i] if kind == "streams" else self.spec.tables[i]
         if len(loc) == 3:
             return f"table {entry.name!r}"

@@ -12,12 +12,20 @@ from kgen.spec.errors import Loc
 from kgen.spec.models import FunctionRef, Logic
 
 
-def logic(c: Checks, loc: Loc, logic: Logic, agg: bool = False, other: bool = False) -> None:
+def logic(
+    c: Checks,
+    loc: Loc,
+    logic: Logic,
+    *,
+    agg: bool = False,
+    other: bool = False,
+    other_key: bool = False,
+) -> None:
     if isinstance(logic, FunctionRef):
         check_function(c, (*loc, "function"), logic.function)
         return
     try:
-        expr.parse(logic, c.modules, agg=agg, other=other)
+        expr.parse(logic, c.modules, agg=agg, other=other, other_key=other_key)
     except expr.ExpressionError as exc:
         unknown = re.match(r"unknown name '(\w+)'", str(exc))
         if unknown and unknown.group(1) in {m.split(".")[0] for m in c.damage.imports}:
@@ -79,6 +87,11 @@ def unknown_name_hint(c: Checks, name: str, loc: Loc = (), agg: bool = False) ->
         return (
             "agg is the aggregate so far: only the expressions of reduce, aggregate and "
             "subtract see it"
+        )
+    if name == expr.OTHER_KEY:
+        return (
+            "other_key is the lookup key of a join with a global table: only that join's "
+            "joiner sees it"
         )
     if name in ("true", "false", "null", "none", "nil"):
         python = {"true": "True", "false": "False"}.get(name, "None")

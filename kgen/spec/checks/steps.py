@@ -15,7 +15,7 @@ from kgen.plan.flow import (
     step_allowed,
 )
 from kgen.plan.graph import KeyChanges
-from kgen.spec.checks.base import Checks, did_you_mean, operation
+from kgen.spec.checks.base import Checks, did_you_mean, entries, operation
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc
 from kgen.spec.models import (
@@ -87,6 +87,38 @@ def check_tables(c: Checks) -> None:
                 f"table {table.name!r} turns into a stream that goes nowhere",
                 "end it with { to = '<topic>' }",
             )
+
+
+def check_global_tables(c: Checks) -> None:
+    """Global tables: unique names, declared topics that no stream or table also reads (a
+    topic has one reader in Kafka Streams' topology, and a global one is read by every
+    instance in full)."""
+    names: dict[str, Loc] = {s.name: ("streams", i, "name") for i, s in enumerate(c.spec.streams)}
+    names.update({t.name: ("tables", i, "name") for i, t in enumerate(c.spec.tables)})
+    readers = {t: loc for loc, e in entries(c.spec) for t in e.from_topics}
+    for i, glob in enumerate(c.spec.global_tables):
+        loc: Loc = ("global_tables", i, "name")
+        if glob.name in names:
+            other = names[glob.name]
+            c.error(
+                loc,
+                f"duplicate name {glob.name!r}",
+                f"the {str(other[0])[:-1].replace('_', ' ')} at line {c.line(other)} has it "
+                "already; streams, tables and global tables share their names: rename one",
+            )
+        names.setdefault(glob.name, loc)
+        c.topic_ref(("global_tables", i, "from"), glob.from_)
+        reader = readers.get(glob.from_)
+        if reader is not None:
+            c.error(
+                ("global_tables", i, "from"),
+                f"topic {glob.from_!r} is read by the {str(reader[0])[:-1]} at line "
+                f"{c.line((*reader, 'name'))} too: a global table's topic is read by the global "
+                "table only",
+                "read the topic in one place: as a global table (streams join it), or as a "
+                "[[tables]] or [[streams]] entry",
+            )
+        readers.setdefault(glob.from_, ("global_tables", i))
 
 
 def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams") -> None:
@@ -264,20 +296,46 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
     elif isinstance(step, WindowBase):
         check_window(c, base, step)
     elif isinstance(step, Join):
-        logic(c, (*base, "joiner"), step.joiner, other=True)
-        tables = [t.name for t in c.spec.tables]
-        if step.join not in tables:
+        check_join(c, base, step)
+    elif isinstance(step, (Merge, GroupByKey, ToStream, Count, Suppress)):
+        pass  # no logic; merge's references are checked with the graph
+    else:
+        logic(c, (*base, operation(step)), getattr(step, operation(step)))
+
+
+def check_join(c: Checks, base: Loc, step: Join) -> None:
+    """The other side exists; a global table is looked up by a key of the stream's choosing,
+    a table by the record's own key."""
+    glob = step.join in {g.name for g in c.spec.global_tables}
+    logic(c, (*base, "joiner"), step.joiner, other=True, other_key=glob)
+    if step.key is not None:
+        logic(c, (*base, "key"), step.key)
+    tables = [t.name for t in c.spec.tables] + [g.name for g in c.spec.global_tables]
+    if step.join not in tables:
+        if not c.damage.mentions(step.join):
             c.error(
                 (*base, "join"),
                 f"unknown table {step.join!r}"
                 + (f" (tables: {', '.join(map(repr, tables))})" if tables else ""),
                 did_you_mean(step.join, tables)
-                or "join a [[tables]] entry: add one with name, from and store",
+                or "join a [[tables]] or [[global_tables]] entry: add one with name, from and "
+                "store",
             )
-    elif isinstance(step, (Merge, GroupByKey, ToStream, Count, Suppress)):
-        pass  # no logic; merge's references are checked with the graph
-    else:
-        logic(c, (*base, operation(step)), getattr(step, operation(step)))
+    elif glob and step.key is None:
+        c.error(
+            base,
+            f"a join with global table {step.join!r} needs key: the lookup key, from the "
+            "stream's record",
+            "add key = '<expression>', e.g. key = \"value['currency']\" (key = 'key' looks the "
+            "record's own key up)",
+        )
+    elif not glob and step.key is not None:
+        c.error(
+            (*base, "key"),
+            f"{step.join!r} is a table: a stream joins it on the record's key, in the partition "
+            "both are read from",
+            "drop key; to look rows up by another key, make the table a [[global_tables]] entry",
+        )
 
 
 def check_subtract(c: Checks, base: Loc, step: Reduce | Aggregate, flow: Flow) -> None:
@@ -303,6 +361,21 @@ def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: 
     """Outer joins are for two tables; a table joins another as read from its topic."""
     step = entry.steps[j]
     assert isinstance(step, Join)
+    if step.join in {g.name for g in c.spec.global_tables}:
+        if flow == "stream" and step.how == "outer":
+            c.error(
+                (*base, "how"),
+                "a stream joins a global table inner or left (as in Kafka Streams)",
+                "use how = 'left' to keep records without a row",
+            )
+        elif flow == "table":
+            c.error(
+                (*base, "join"),
+                f"{step.join!r} is a global table: only streams join global tables (Kafka "
+                "Streams has no table-global table join)",
+                "join a [[tables]] entry, or join the global table from the table's to_stream",
+            )
+        return
     if flow == "stream" and step.how == "outer":
         c.error(
             (*base, "how"),
@@ -326,6 +399,8 @@ def check_join_key(c: Checks, base: Loc, stream: Stream, j: int) -> None:
     one its topic is partitioned by (Kafka Streams would repartition it first)."""
     step = stream.steps[j]
     assert isinstance(step, Join)
+    if step.join in {g.name for g in c.spec.global_tables}:
+        return  # looked up by its own key expression, on every instance
     if KeyChanges(c.spec).at(stream, stream.steps[:j]):
         c.error(
             base,

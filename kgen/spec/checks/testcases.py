@@ -13,6 +13,7 @@ from kgen.spec.errors import Loc
 def check_tests(c: Checks) -> None:
     declared = set(c.spec.topics)
     sources = {t for _, s in entries(c.spec) for t in s.from_topics}
+    sources |= {g.from_ for g in c.spec.global_tables}
     stores = c.store_writers()
     # A stream reading an undeclared topic is already reported; a test feeding the topic
     # it probably meant is not a second mistake.

@@ -18,6 +18,7 @@ import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KTable;
+import org.apache.kafka.streams.kstream.GlobalKTable;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
@@ -72,6 +73,7 @@ final class Twins {
                 Map.entry("session-merge", sessionMerge(sinkPrefix)),
                 Map.entry("suppress", suppress(sinkPrefix)),
                 Map.entry("stream-table-join", streamTableJoin(sinkPrefix)),
+                Map.entry("stream-global-join", streamGlobalJoin(sinkPrefix)),
                 Map.entry("table-table-join", tableTableJoin(sinkPrefix)));
     }
 
@@ -471,6 +473,39 @@ final class Twins {
                 },
                 Map.of("orders", STRING_JSON, "customers", STRING_JSON),
                 Map.of("enriched-inner", STRING_JSON, "enriched-left", STRING_JSON));
+    }
+
+    /** The lookup key of an order: its "p", or null (missing or JSON null). */
+    static String productOf(JsonNode order) {
+        JsonNode p = order == null ? null : order.get("p");
+        return p == null || p.isNull() ? null : p.asText();
+    }
+
+    static JsonNode priced(String key, JsonNode order, JsonNode product) {
+        ObjectNode out = JsonNodeFactory.instance.objectNode();
+        out.set("order", order);
+        out.set("product", product == null ? JsonNodeFactory.instance.nullNode() : product);
+        out.set("key", key == null ? JsonNodeFactory.instance.nullNode() : JsonNodeFactory.instance.textNode(key));
+        String lookup = productOf(order);
+        out.set("lookup", lookup == null ? JsonNodeFactory.instance.nullNode() : JsonNodeFactory.instance.textNode(lookup));
+        return out;
+    }
+
+    static Twin streamGlobalJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    GlobalKTable<String, JsonNode> products =
+                            builder.globalTable("products", Consumed.with(S, J), store("products", J));
+                    KStream<String, JsonNode> orders = builder.stream("orders", Consumed.with(S, J));
+                    orders.join(products, (k, v) -> productOf(v), Twins::priced)
+                            .to(sinks + "priced-inner", Produced.with(S, J));
+                    orders.leftJoin(products, (k, v) -> productOf(v), Twins::priced)
+                            .to(sinks + "priced-left", Produced.with(S, J));
+                    return builder.build();
+                },
+                Map.of("orders", STRING_JSON, "products", STRING_JSON),
+                Map.of("priced-inner", STRING_JSON, "priced-left", STRING_JSON));
     }
 
     static String orNull(String s) {
