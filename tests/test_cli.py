@@ -34,10 +34,7 @@ Topologies:
 # A stateless app whose sub-topologies read one topic each: no stores, no tasks module, no
 # global tables.
 STATELESS_FILES = (
-    len(render.FILES)
-    - len(render.STATEFUL_ONLY)
-    - len(render.TASKS_ONLY)
-    - len(render.GLOBAL_ONLY)
+    len(render.FILES) - len(render.STATEFUL_ONLY) - len(render.TASKS_ONLY) - len(render.GLOBAL_ONLY)
 )
 
 

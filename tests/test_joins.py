@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,50 @@ def test_joined_topics_of_different_partition_counts_stop_the_app(
     assert result.returncode == 1, result.stderr[-3000:]
     assert "co-partitioned" in result.stderr and "customers (3 partitions)" in result.stderr
     assert "orders (2 partitions)" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.broker
+def test_an_order_never_overtakes_the_rows_on_the_broker_before_it(
+    build_app: BuildApp, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """20,000 customer rows, then 2,000 orders (later timestamps), all on the broker before the
+    app starts; tiny fetches make the table's partition take seconds to read. Each order waits
+    for the rows before it (Kafka Streams' max.task.idle.ms = 0): every order finds its
+    customer. Cut at 500 ms, as the app did before, hundreds of orders found none."""
+    app = build_app(ENRICH.format(how="inner").replace('"join-inner"', '"join-wait"'), "join_wait")
+    topics.recreate_topics(
+        kafka_bootstrap, {"orders": 1, "customers": 1, "enriched": 1}, ["join-wait"]
+    )
+    customers = [(f"c{i}".encode(), b'{"name":"n%d"}' % i) for i in range(20_000)]
+    topics.produce_all(kafka_bootstrap, "customers", customers)
+    time.sleep(0.05)  # every order is stamped after every row
+    orders = [(f"c{i * 7 % 20_000}".encode(), b'{"n":%d}' % i) for i in range(2_000)]
+    topics.produce_all(kafka_bootstrap, "orders", orders)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            app.package,
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--stop-when-idle",
+            "5",
+            "-X",
+            "max.partition.fetch.bytes=1024",
+        ],
+        cwd=app.root,
+        env=app.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    enriched = topics.read_committed(kafka_bootstrap, "enriched")
+    assert len(enriched) == 2_000, result.stderr[-3000:]
+    assert "none came" not in result.stderr
 
 
 TABLES = """

@@ -9,9 +9,11 @@ the smallest timestamp, so a merge, and later a join or a window, sees its input
 order whichever topic a fetch happened to bring first.
 
 A task whose partition has nothing buffered waits for it while that partition is known to
-have more records to fetch (KIP-695), for at most --max-task-idle-ms; a partition that is
-caught up does not hold the others back. A partition with BUFFER_LIMIT records waiting is
-paused until its task catches up (buffered.records.per.partition).
+have more records to fetch, or before its first fetch says (Kafka Streams with
+max.task.idle.ms = 0, KIP-695): a stream record never overtakes the table rows already on the
+broker before it. A partition that is caught up holds the others back for --max-task-idle-ms
+more (default 0). A partition with BUFFER_LIMIT records waiting is paused until its task
+catches up (buffered.records.per.partition).
 
 Tasks here: returns-eu + returns-us.
 Other topics' records pass through in the order they were fetched.
@@ -19,13 +21,22 @@ Other topics' records pass through in the order they were fetched.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
+from . import APP_ID
+
 TASK_GROUPS: tuple[tuple[str, ...], ...] = (("returns-eu", "returns-us"),)
 BUFFER_LIMIT = 1000
+# Past this long without the records a partition is known to have, its task goes on without
+# them (with one warning): the high watermark counts the records of an open transaction, which
+# read_committed cannot fetch until it ends.
+LAG_WAIT_S = 60.0
+
+log = logging.getLogger(APP_ID)
 
 Partition = tuple[str, int]
 
@@ -37,10 +48,13 @@ class PartitionGroups:
         self.group_of = {topic: i for i, group in enumerate(TASK_GROUPS) for topic in group}
         self.buffers: dict[Partition, deque[Message]] = {}
         self.paused: set[Partition] = set()
-        # Task -> since when it waits for an empty partition that has more to fetch.
+        # Task -> since when it waits for an empty partition (that has more to fetch, or is
+        # caught up, for max_idle_s).
         self.waiting_since: dict[tuple[int, int], float] = {}
         # Offsets after the last processed record, per partition: what a commit may claim.
         self.done: dict[Partition, int] = {}
+        # Tasks that went on without a lagging partition (warned once).
+        self.gave_up: set[tuple[int, int]] = set()
         self.assignment: set[Partition] | None = None
 
     def order(self, batch: list[Message]) -> list[Message]:
@@ -77,21 +91,33 @@ class PartitionGroups:
         buffers = [self.buffers.get(tp) or deque() for tp in members]
         while True:
             head: deque[Message] | None = None
-            lagging = False
+            lagging: Partition | None = None
+            empty = False
             for tp, buf in zip(members, buffers, strict=True):
                 if not buf:
-                    lagging = lagging or self._lagging(tp)
+                    empty = True
+                    if lagging is None and self._lagging(tp):
+                        lagging = tp
                 elif head is None or buf[0].timestamp()[1] < head[0].timestamp()[1]:
                     head = buf
             if head is None:
                 return
-            if lagging:
-                # Wait for the empty partition's next fetch, for at most max_idle_s in a row.
+            if lagging is not None or (empty and self.max_idle_s > 0):
                 since = self.waiting_since.setdefault(task, time.monotonic())
-                if time.monotonic() - since < self.max_idle_s:
+                waited = time.monotonic() - since
+                if waited < (LAG_WAIT_S if lagging is not None else self.max_idle_s):
                     return
+                if lagging is not None and task not in self.gave_up:
+                    self.gave_up.add(task)
+                    log.warning(
+                        "%s-%d has records to fetch but none came for %.0f s (an open transaction?): "
+                        "its task goes on without them",
+                        *lagging,
+                        waited,
+                    )
             else:
                 self.waiting_since.pop(task, None)
+                self.gave_up.discard(task)
             out.append(head.popleft())
 
     def _lagging(self, tp: Partition) -> bool:

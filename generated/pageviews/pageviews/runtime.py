@@ -408,7 +408,13 @@ def _purge_done(tp: TopicPartition) -> Callable[[Future[Any]], None]:
 
 def main(settings: Settings) -> int:
     repeats = logs.setup(settings.log_level)
-    runner = Runner(settings, repeats)
+    try:
+        runner = Runner(settings, repeats)
+    except (KafkaException, ValueError) as exc:
+        # librdkafka refuses a setting (e.g. an -X value): say which, without a traceback.
+        reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+        log.error("cannot start: %s. Check the -X settings and the environment.", reason)
+        return EXIT_FATAL
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     return runner.run()

@@ -105,8 +105,9 @@ class Settings:
     stop_when_idle_s: float | None = None
     # Exit (code 4) when the cluster stays unreachable or failing this long; 0: never.
     max_unavailable_s: float = 300.0
-    # How long a task may wait for an empty partition that has more to fetch (KIP-695).
-    max_task_idle_ms: int = 500
+    # How long a task also waits for an empty partition that is caught up (KIP-695); one with
+    # records still to fetch is always waited for.
+    max_task_idle_ms: int = 0
     # Of the topics the app creates without one in the spec; -1: the broker's default.
     replication_factor: int = DEFAULT_REPLICATION_FACTOR
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
@@ -187,10 +188,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-task-idle-ms",
         type=int,
-        default=int(_env("MAX_TASK_IDLE_MS", "500") or 500),
-        help="how long a sub-topology reading several topics waits for one of its partitions that "
-        "has nothing buffered but more to fetch, to keep timestamp order (Kafka Streams' "
-        f"max.task.idle.ms; env {ENV_PREFIX}MAX_TASK_IDLE_MS; default %(default)s)",
+        default=int(_env("MAX_TASK_IDLE_MS", "0") or 0),
+        help="how long a sub-topology reading several topics also waits for a partition that has "
+        "nothing buffered and is caught up (one with records still to fetch is always waited for), "
+        f"to keep timestamp order (Kafka Streams' max.task.idle.ms; env {ENV_PREFIX}MAX_TASK_IDLE_MS; "
+        "default %(default)s)",
     )
     p.add_argument(
         "--replication-factor",
