@@ -95,11 +95,6 @@ def run(config: Config) -> list[RunResult]:
             "client config (all systems)": " ".join(config.client_config)
             or "librdkafka defaults (plus each system's own settings)",
             "kgen app arguments": config.app_args or "none",
-            **{
-                f"kgen app arguments of {w.name}": " ".join(w.kgen_args)
-                for w in workloads
-                if w.kgen_args
-            },
             "kgen apps (sha256 of the package files)": ", ".join(
                 f"{s.name}/{w.name} {s.fingerprint(w)}"
                 for s in systems

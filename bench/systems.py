@@ -140,7 +140,6 @@ class Kgen(System):
         app = self.apps[workload.name]
         argv = [sys.executable, "-m", app.package, "--bootstrap-servers", bootstrap]
         argv += ["--stop-when-idle", str(IDLE_STOP_S), *self.extra_args, *self.commit_args()]
-        argv += workload.kgen_args
         if app.has_stores:
             argv += ["--state-dir", str(self.state_dir(workload))]
         argv += [*self.client_args, *self.app_args]

@@ -42,8 +42,6 @@ class Workload:
     description: str
     # Topics read as tables besides the input (the harness preloads them).
     tables: tuple[TableInput, ...] = ()
-    # Arguments the kgen app of this workload gets besides its defaults (shown in the results).
-    kgen_args: tuple[str, ...] = ()
 
 
 def _keep(_key: bytes, value: bytes, obj: dict[str, Any]) -> Iterable[bytes]:
@@ -149,14 +147,5 @@ WORKLOADS: dict[str, Workload] = {
                 timestamp_ms=USERS_TIMESTAMP_MS,
             ),
         ),
-        # The generated app waits for a partition that still has records to fetch (here: the
-        # table's, whose fetches stop and restart when its 1,000-record task buffer is full) for
-        # at most --max-task-idle-ms, 500 ms by default, then takes the input records without
-        # their rows (an inner join drops them: 1,182-1,713 of 2,000 records came out in runs at
-        # smoke size). Kafka Streams waits without a bound for a partition whose lag is unknown
-        # or above 0 (KIP-695; max.task.idle.ms bounds only the wait for a caught-up one). A
-        # bound of 60 s is that, for this run: a caught-up partition holds nothing back in the
-        # kgen app whatever the bound, so the steady state is the same.
-        kgen_args=("--max-task-idle-ms", "60000"),
     ),
 }
