@@ -160,19 +160,49 @@ class Fuser(StatefulFuser):
         self.emit(depth, f"if {guard}:")
         depth += 1
         store = f"ctx.store({node.store!r}, {self.partition})"
-        decode = f"deserialize_{table.value}"
+        # A table store's entry is (value bytes, timestamp).
+        get = f"{store}.get({kb})"
+        depth = self.lookup(
+            step.how, get, kb=kb, e=e, other=other, fmt=table.value, item=0, depth=depth
+        )
+        self.joined(node, env, depth, other=other)
+
+    def lookup(
+        self,
+        how: str,
+        get: str,
+        *,
+        kb: str,
+        e: str,
+        other: str,
+        fmt: str,
+        item: int | None,
+        depth: int,
+    ) -> int:
+        """Look the row up (`get`, of key bytes `kb`) and decode it into `other`: an inner
+        join goes on only with a row (and a key), a left join with None for a missing one.
+        `item`: where the row's bytes are in what `get` returns (None: it is the bytes)."""
+        decode = f"deserialize_{fmt}"
         self.serde.add(decode)
-        if step.how == "inner":
-            self.emit(depth, f"{e} = {store}.get({kb})")
+        row = e if item is None else f"{e}[{item}]"
+        if how == "inner":
+            self.emit(depth, f"{e} = {get}")
             self.emit(depth, f"if {e} is not None:")
-            depth += 1
-            self.emit(depth, f"{other} = {decode}({e}[0])")
-        else:
-            self.emit(depth, f"{e} = None if {kb} is None else {store}.get({kb})")
-            self.emit(depth, f"{other} = None if {e} is None else {decode}({e}[0])")
+            self.emit(depth + 1, f"{other} = {decode}({row})")
+            return depth + 1
+        self.emit(depth, f"{e} = None if {kb} is None else {get}")
+        # Every deserializer gives None for None, typed Any: a joiner may index `other`.
+        held = e if item is None else f"None if {e} is None else {row}"
+        self.emit(depth, f"{other} = {decode}({held})")
+        return depth
+
+    def joined(self, node: Node, env: Env, depth: int, **names: str) -> None:
+        """The joiner's result becomes the value; the join's children go on with it."""
+        step = node.step
+        assert isinstance(step, Join)
         self.prepare([step.joiner], env, depth)
         joined = self.fresh("v")
-        self.emit(depth, f"{joined} = {self.call(step.joiner, env, other=other)}")
+        self.emit(depth, f"{joined} = {self.call(step.joiner, env, **names)}")
         env["value"] = Var(joined)
         self.children(node, env, depth)
 
@@ -193,25 +223,14 @@ class Fuser(StatefulFuser):
         self.emit(depth, f"{lookup} = {self.call(step.key, env)}")
         self.serde.add(f"serialize_{table.key}")
         self.emit(depth, f"{kb} = serialize_{table.key}({lookup})")
-        store = f"ctx.global_table({glob.name!r})"
-        decode = f"deserialize_{table.value}"
-        self.serde.add(decode)
         if step.how == "inner":
             self.emit(depth, f"if {kb} is not None:")
             depth += 1
-            self.emit(depth, f"{e} = {store}.get({kb})")
-            self.emit(depth, f"if {e} is not None:")
-            depth += 1
-            self.emit(depth, f"{other} = {decode}({e})")
-        else:
-            self.emit(depth, f"{e} = None if {kb} is None else {store}.get({kb})")
-            # Every deserializer gives None for None.
-            self.emit(depth, f"{other} = {decode}({e})")
-        self.prepare([step.joiner], env, depth)
-        joined = self.fresh("v")
-        self.emit(depth, f"{joined} = {self.call(step.joiner, env, other=other, other_key=lookup)}")
-        env["value"] = Var(joined)
-        self.children(node, env, depth)
+        get = f"ctx.global_table({glob.name!r}).get({kb})"
+        depth = self.lookup(
+            step.how, get, kb=kb, e=e, other=other, fmt=table.value, item=None, depth=depth
+        )
+        self.joined(node, env, depth, other=other, other_key=lookup)
 
     def branch(self, node: Node, env: Env, depth: int) -> None:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.

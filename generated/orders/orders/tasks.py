@@ -89,6 +89,8 @@ class PartitionGroups:
         group, partition = task
         members = [(topic, partition) for topic in TASK_GROUPS[group]]
         buffers = [self.buffers.get(tp) or deque() for tp in members]
+        # Whether an empty partition lags changes only with a fetch: asked once per drain.
+        lags: dict[Partition, bool] = {}
         while True:
             head: deque[Message] | None = None
             lagging: Partition | None = None
@@ -96,7 +98,9 @@ class PartitionGroups:
             for tp, buf in zip(members, buffers, strict=True):
                 if not buf:
                     empty = True
-                    if lagging is None and self._lagging(tp):
+                    if tp not in lags:
+                        lags[tp] = self._lagging(tp)
+                    if lagging is None and lags[tp]:
                         lagging = tp
                 elif head is None or buf[0].timestamp()[1] < head[0].timestamp()[1]:
                     head = buf
@@ -118,6 +122,11 @@ class PartitionGroups:
             else:
                 self.waiting_since.pop(task, None)
                 self.gave_up.discard(task)
+            if lagging is None and sum(1 for buf in buffers if buf) == 1:
+                # The only partition with records, the others caught up: all of it, in order.
+                out.extend(head)
+                head.clear()
+                return
             out.append(head.popleft())
 
     def _lagging(self, tp: Partition) -> bool:
