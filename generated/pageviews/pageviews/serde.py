@@ -9,7 +9,6 @@ Decoded fields are dynamically typed (`Any`): a spec's expressions decide what t
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -38,8 +37,17 @@ except ImportError:
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 # orjson's output is used only where it cannot differ from json's: no float in exponent
 # notation or below 1e-4 (orjson writes 0.00001 where json writes 1e-05), no null (orjson
-# writes NaN as null). A string that merely looks like one of these goes to json too.
-_MAY_DIFFER = re.compile(rb"\de|\.0000|null").search
+# writes NaN as null). A string that merely looks like one of these goes to json too. (Three
+# substring tests on a translated copy: a third of the time of the regex rb"\de|\.0000|null".)
+_DIGITS_KEEP_E = bytes(
+    0x30 if 0x30 <= b <= 0x39 else (b if b == 0x65 else 0x78) for b in range(256)
+)
+
+
+def _may_differ(data: bytes) -> bool:
+    return b"null" in data or b".0000" in data or b"0e" in data.translate(_DIGITS_KEEP_E)
+
+
 # Digits -> b"0", anything else -> b"x": finds a run of 19 digits faster than a regex.
 _DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 _NINETEEN_DIGITS = b"0" * 19
@@ -70,7 +78,7 @@ def serialize_json(obj: Any) -> bytes | None:
         except TypeError:  # orjson.JSONEncodeError is a TypeError
             pass
         else:
-            if _MAY_DIFFER(data) is None:
+            if not _may_differ(data):
                 return data
     return _encode(obj).encode("utf-8")
 
