@@ -230,6 +230,10 @@ class StatefulFuser(FuserBase):
             self.emit(depth, f"{k} = {self.call(node.logic, env)}")
             env["key"] = Var(k)
         key = env["key"]
+        if isinstance(node.step, Join) and node.step.how == "left":
+            # Before a left join, a null key travels too: the join keeps it (KIP-962).
+            self.produce(node.topics[0], env, depth, repr(node.topics[0]))
+            return
         self.emit(depth, f"if {key.name or key.raw} is not None:")
         self.produce(node.topics[0], env, depth + 1, repr(node.topics[0]))
 

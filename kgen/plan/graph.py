@@ -155,6 +155,7 @@ class KeyChanges:
 
     def __init__(self, spec: Spec) -> None:
         self.streams = {s.name: s for s in spec.streams}
+        self.tables = {t.name for t in spec.tables}
         self.memo: dict[str, bool] = {}
 
     def output(self, name: str) -> bool:
@@ -177,6 +178,8 @@ class KeyChanges:
                 changed = True
             elif isinstance(step, (GroupBy, GroupByKey)):
                 changed = False  # repartitioned, or not needed
+            elif isinstance(step, Join) and step.join in self.tables:
+                changed = False  # a join with a table repartitions a re-keyed stream first
             elif isinstance(step, Merge):
                 changed = changed or any(self.output(m) for m in step.streams)
             elif isinstance(step, BranchStep) and branch is not None:
@@ -310,6 +313,32 @@ def _build_stream(
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
         elif isinstance(step, Join):
             kind = "table_join" if _flow_at(stream, j) == "table" else "join"
+            table = next((t for t in spec.tables if t.name == step.join), None)
+            if (
+                kind == "join"
+                and table is not None
+                and isinstance(stream, Stream)
+                and keys.at(stream, stream.steps[:j])
+            ):
+                # The key changed upstream: the records go through a repartition topic keyed
+                # (and partitioned) like the table's, as Kafka Streams does before a join.
+                topic = repartition_topic(spec.app, step.name or f"{stream.name}-join")
+                attach(
+                    Node(
+                        names.new(f"{base or stream.name + '-join'}-repartition"),
+                        "repartition",
+                        topics=[topic],
+                        step=step,
+                        formats=(spec.topics[table.from_].key, "json"),
+                    )
+                )
+                prev = Node(
+                    names.new(f"{base or stream.name + '-join'}-repartition-source"),
+                    "source",
+                    topics=[topic],
+                    internal=True,
+                )
+                sources.append(prev)
             attach(Node(names.new(base or f"{stream.name}-join"), kind, step.joiner, step=step))
         elif isinstance(step, Suppress):
             store = step.store_name(stream.name)

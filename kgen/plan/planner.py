@@ -305,12 +305,16 @@ def _state(
         for node in sorted(component, key=lambda n: order[id(n)]):
             if node.kind == "repartition":
                 step = node.step
+                # Before a join: as many partitions as the table's topic (co-partitioned).
+                joined = [
+                    t.from_ for t in spec.tables if isinstance(step, Join) and t.name == step.join
+                ]
                 internal.append(
                     InternalTopicPlan(
                         node.topics[0],
                         "repartition",
                         getattr(step, "partitions", None),
-                        topics,
+                        tuple(joined) or topics,
                         (("cleanup.policy", "delete"), ("retention.ms", "-1")),
                     )
                 )

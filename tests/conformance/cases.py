@@ -243,6 +243,31 @@ def stream_table_join(rng: random.Random) -> Case:
     return records
 
 
+def rekeyed_join(rng: random.Random) -> Case:
+    """Orders keyed by order id name their customer in the value ("c": missing, null or a
+    customer that may have no row); the customers' topic has updates and tombstones."""
+    customers = ["c1", "c2", "ç3", ""]
+
+    def order() -> dict[str, Any] | None:
+        if rng.random() < 0.1:
+            return None
+        order: dict[str, Any] = {"n": rng.randint(0, 9)}
+        if rng.random() < 0.9:
+            order["c"] = None if rng.random() < 0.1 else rng.choice(customers)
+        return order
+
+    def customer() -> dict[str, Any] | None:
+        return None if rng.random() < 0.25 else {"name": rng.choice(WORDS)}
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.55:
+            records.append(_record("orders", rng.choice(KEYS), order(), rng))
+        else:
+            records.append(_record("customers", rng.choice([*customers, None]), customer(), rng))
+    return records
+
+
 def stream_global_join(rng: random.Random) -> Case:
     """Orders look their product up by the value's "p" (missing, null, or a key that may have
     no row); the products' topic has updates, tombstones and null keys."""
@@ -296,6 +321,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "suppress": suppress,
     "stream-table-join": stream_table_join,
     "stream-global-join": stream_global_join,
+    "rekeyed-join": rekeyed_join,
     "table-table-join": table_table_join,
 }
 

@@ -14,7 +14,6 @@ from kgen.plan.flow import (
     is_terminal,
     step_allowed,
 )
-from kgen.plan.graph import KeyChanges
 from kgen.spec.checks.base import Checks, did_you_mean, entries, operation
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc
@@ -180,8 +179,6 @@ def check_steps(c: Checks, i: int, stream: Stream | Table, kind: str = "streams"
                 )
             names.setdefault(step.name, j)
         check_step(c, base, step)
-        if isinstance(step, Join) and isinstance(stream, Stream) and flow == "stream":
-            check_join_key(c, base, stream, j)
         if isinstance(step, Join) and allowed:
             check_join_sides(c, base, stream, j, flow)
         if isinstance(step, (Reduce, Aggregate)):
@@ -392,23 +389,6 @@ def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: 
         )
     if isinstance(entry, Table) and step.join == entry.name:
         c.error((*base, "join"), f"table {entry.name!r} joins itself", "join another table")
-
-
-def check_join_key(c: Checks, base: Loc, stream: Stream, j: int) -> None:
-    """A stream joins a table on the partitions both are read from: its key must still be the
-    one its topic is partitioned by (Kafka Streams would repartition it first)."""
-    step = stream.steps[j]
-    assert isinstance(step, Join)
-    if step.join in {g.name for g in c.spec.global_tables}:
-        return  # looked up by its own key expression, on every instance
-    if KeyChanges(c.spec).at(stream, stream.steps[:j]):
-        c.error(
-            base,
-            "the key changed before this join (a map, flat_map or select_key, here or "
-            f"upstream): the records are not in the partitions of table {step.join!r}",
-            "join before changing the key, or write the re-keyed stream to a topic "
-            "partitioned like the table's and join a stream that reads it",
-        )
 
 
 def check_merge(c: Checks, base: Loc, step: Aggregate, window: WindowBase | None) -> None:

@@ -19,6 +19,7 @@ import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.GlobalKTable;
+import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
@@ -74,6 +75,7 @@ final class Twins {
                 Map.entry("suppress", suppress(sinkPrefix)),
                 Map.entry("stream-table-join", streamTableJoin(sinkPrefix)),
                 Map.entry("stream-global-join", streamGlobalJoin(sinkPrefix)),
+                Map.entry("rekeyed-join", rekeyedJoin(sinkPrefix)),
                 Map.entry("table-table-join", tableTableJoin(sinkPrefix)));
     }
 
@@ -506,6 +508,31 @@ final class Twins {
                 },
                 Map.of("orders", STRING_JSON, "products", STRING_JSON),
                 Map.of("priced-inner", STRING_JSON, "priced-left", STRING_JSON));
+    }
+
+    /** An order's customer, from its value: "c", or null (missing, JSON null, not an object). */
+    static String customerOf(JsonNode order) {
+        JsonNode c = order == null || !order.isObject() ? null : order.get("c");
+        return c == null || c.isNull() ? null : c.asText();
+    }
+
+    static Twin rekeyedJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KTable<String, JsonNode> customers =
+                            builder.table("customers", Consumed.with(S, J), store("customers", J));
+                    KStream<String, JsonNode> orders = builder.stream("orders", Consumed.with(S, J));
+                    orders.selectKey((k, v) -> customerOf(v))
+                            .join(customers, Twins::enriched, Joined.with(S, J, J))
+                            .to(sinks + "rekeyed-inner", Produced.with(S, J));
+                    orders.selectKey((k, v) -> customerOf(v))
+                            .leftJoin(customers, Twins::enriched, Joined.with(S, J, J))
+                            .to(sinks + "rekeyed-left", Produced.with(S, J));
+                    return builder.build();
+                },
+                Map.of("orders", STRING_JSON, "customers", STRING_JSON),
+                Map.of("rekeyed-inner", STRING_JSON, "rekeyed-left", STRING_JSON));
     }
 
     static String orNull(String s) {
