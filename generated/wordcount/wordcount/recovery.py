@@ -194,10 +194,11 @@ class Recovery:
 
     def _serve_consumer(self) -> None:
         """Take what the consumer has to hand over: above all a rebalance. A member that the
-        group dropped while the cluster was away (its session ran out before it reconnected)
-        has lost its partitions, and its committed() waits until the app has taken the loss
-        (seen in a test: 5 minutes of time-outs). Records that come too are dropped: the
-        rewind reads them again."""
+        group dropped while the cluster was away has lost its partitions, and joins again only
+        once the app has taken the loss. (In a failing test run the app asked for committed
+        offsets for 5 minutes, every attempt timed out, and its consumer, dropped during the
+        outage, never joined again: it was never served. The likely cause, not proven.)
+        Records that come too are dropped: the rewind reads them again."""
         self.consumer.consume(self.settings.batch_size, timeout=0)
 
     def _reopen_stores(self) -> None:
