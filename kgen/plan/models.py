@@ -216,7 +216,6 @@ class AppPlan:
     copartitioned: tuple[tuple[str, ...], ...]
     # Global tables: filled before processing starts, kept up to date as the app runs.
     global_tables: tuple[GlobalTablePlan, ...]
-    global_topics: tuple[str, ...]
     # Some store (or global table) keeps its data in RocksDB: the app needs rocksdict.
     uses_rocksdb: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
@@ -225,3 +224,7 @@ class AppPlan:
     kgen_version: str
     spec_path: str
     spec_sha256: str
+
+    @property
+    def global_topics(self) -> tuple[str, ...]:
+        return tuple(g.topic for g in self.global_tables)

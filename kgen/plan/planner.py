@@ -112,7 +112,18 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         else:
             blocks.append(SourceBlock((topic,), lines))
 
-    global_topics = tuple(g.from_ for g in spec.global_tables)
+    global_tables = tuple(
+        GlobalTablePlan(
+            g.name,
+            g.from_,
+            g.store,
+            (spec.stores.get(g.store) or StoreConfig()).type,
+            spec.topics[g.from_].key,
+            spec.topics[g.from_].value,
+        )
+        for g in spec.global_tables
+    )
+    global_topics = tuple(g.topic for g in global_tables)
     used_formats: set[str] = {
         f
         for name in (*sources, *sinks, *global_topics)
@@ -180,23 +191,9 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
-        global_topics=global_topics,
-        uses_rocksdb=any(st.type == "rocksdb" for st in stores)
-        or any(
-            (spec.stores.get(g.store) or StoreConfig()).type == "rocksdb"
-            for g in spec.global_tables
-        ),
-        global_tables=tuple(
-            GlobalTablePlan(
-                g.name,
-                g.from_,
-                g.store,
-                (spec.stores.get(g.store) or StoreConfig()).type,
-                spec.topics[g.from_].key,
-                spec.topics[g.from_].value,
-            )
-            for g in spec.global_tables
-        ),
+        uses_rocksdb=any(t.type == "rocksdb" for t in stores)
+        or any(g.type == "rocksdb" for g in global_tables),
+        global_tables=global_tables,
         drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,

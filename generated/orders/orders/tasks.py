@@ -95,6 +95,7 @@ class PartitionGroups:
             head: deque[Message] | None = None
             lagging: Partition | None = None
             empty = False
+            filled = 0
             for tp, buf in zip(members, buffers, strict=True):
                 if not buf:
                     empty = True
@@ -102,8 +103,10 @@ class PartitionGroups:
                         lags[tp] = self._lagging(tp)
                     if lagging is None and lags[tp]:
                         lagging = tp
-                elif head is None or buf[0].timestamp()[1] < head[0].timestamp()[1]:
-                    head = buf
+                else:
+                    filled += 1
+                    if head is None or buf[0].timestamp()[1] < head[0].timestamp()[1]:
+                        head = buf
             if head is None:
                 return
             if lagging is not None or (empty and self.max_idle_s > 0):
@@ -122,7 +125,7 @@ class PartitionGroups:
             else:
                 self.waiting_since.pop(task, None)
                 self.gave_up.discard(task)
-            if lagging is None and sum(1 for buf in buffers if buf) == 1:
+            if lagging is None and filled == 1:
                 # The only partition with records, the others caught up: all of it, in order.
                 out.extend(head)
                 head.clear()

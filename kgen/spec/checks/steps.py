@@ -68,15 +68,7 @@ def check_tables(c: Checks) -> None:
     names: dict[str, Loc] = {s.name: ("streams", i, "name") for i, s in enumerate(c.spec.streams)}
     for i, table in enumerate(c.spec.tables):
         loc: Loc = ("tables", i, "name")
-        if table.name in names:
-            other = names[table.name]
-            c.error(
-                loc,
-                f"duplicate name {table.name!r}",
-                f"the {str(other[0])[:-1]} at line {c.line(other)} has it already; streams "
-                "and tables share their names, which must be unique: rename one",
-            )
-        names.setdefault(table.name, loc)
+        _unique_name(c, names, loc, table.name, "streams and tables share their names")
         c.topic_ref(("tables", i, "from"), table.from_)
         check_steps(c, i, table, "tables")
         final = flows("table", table.steps)[-1]
@@ -88,6 +80,19 @@ def check_tables(c: Checks) -> None:
             )
 
 
+def _unique_name(c: Checks, names: dict[str, Loc], loc: Loc, name: str, shared: str) -> None:
+    """Report `name` at `loc` if an earlier entry in `names` has it; then record it."""
+    if name in names:
+        other = names[name]
+        c.error(
+            loc,
+            f"duplicate name {name!r}",
+            f"the {str(other[0])[:-1].replace('_', ' ')} at line {c.line(other)} has it "
+            f"already; {shared}, which must be unique: rename one",
+        )
+    names.setdefault(name, loc)
+
+
 def check_global_tables(c: Checks) -> None:
     """Global tables: unique names, declared topics that no stream or table also reads (a
     topic has one reader in Kafka Streams' topology, and a global one is read by every
@@ -97,15 +102,9 @@ def check_global_tables(c: Checks) -> None:
     readers = {t: loc for loc, e in entries(c.spec) for t in e.from_topics}
     for i, glob in enumerate(c.spec.global_tables):
         loc: Loc = ("global_tables", i, "name")
-        if glob.name in names:
-            other = names[glob.name]
-            c.error(
-                loc,
-                f"duplicate name {glob.name!r}",
-                f"the {str(other[0])[:-1].replace('_', ' ')} at line {c.line(other)} has it "
-                "already; streams, tables and global tables share their names: rename one",
-            )
-        names.setdefault(glob.name, loc)
+        _unique_name(
+            c, names, loc, glob.name, "streams, tables and global tables share their names"
+        )
         c.topic_ref(("global_tables", i, "from"), glob.from_)
         reader = readers.get(glob.from_)
         if reader is not None:
