@@ -259,6 +259,13 @@ def _build_stream(
             prev.children.append(node)
         prev = node
 
+    def repartition(sink: Node, source_name: str) -> None:
+        """Write to the repartition topic of `sink`; what follows reads it back."""
+        nonlocal prev
+        attach(sink)
+        prev = Node(names.new(source_name), "source", topics=list(sink.topics), internal=True)
+        sources.append(prev)
+
     for j, step in enumerate(stream.steps):
         base = f"{stream.name}-{step.name}" if step.name else None
         if isinstance(step, (GroupBy, GroupByKey)):
@@ -273,7 +280,7 @@ def _build_stream(
             # Named like Kafka Streams does: after the step, else after the store it feeds.
             label = step.name or (following.store if isinstance(following, AGGREGATIONS) else "")
             topic = repartition_topic(spec.app, label or f"{stream.name}-group-by")
-            node = Node(
+            sink = Node(
                 names.new(base or f"{stream.name}-repartition"),
                 "repartition",
                 step.group_by if isinstance(step, GroupBy) else None,
@@ -282,14 +289,7 @@ def _build_stream(
                 step=step,
                 formats=(step.key, step.value),
             )
-            attach(node)
-            prev = Node(
-                names.new(f"{stream.name}-repartition-source"),
-                "source",
-                topics=[topic],
-                internal=True,
-            )
-            sources.append(prev)
+            repartition(sink, f"{stream.name}-repartition-source")
         elif isinstance(step, WINDOWS):
             window = step  # the aggregation after it is windowed
         elif isinstance(step, AGGREGATIONS):
@@ -323,22 +323,15 @@ def _build_stream(
                 # The key changed upstream: the records go through a repartition topic keyed
                 # (and partitioned) like the table's, as Kafka Streams does before a join.
                 topic = repartition_topic(spec.app, step.name or f"{stream.name}-join")
-                attach(
-                    Node(
-                        names.new(f"{base or stream.name + '-join'}-repartition"),
-                        "repartition",
-                        topics=[topic],
-                        step=step,
-                        formats=(spec.topics[table.from_].key, "json"),
-                    )
-                )
-                prev = Node(
-                    names.new(f"{base or stream.name + '-join'}-repartition-source"),
-                    "source",
+                label = base or f"{stream.name}-join"
+                sink = Node(
+                    names.new(f"{label}-repartition"),
+                    "repartition",
                     topics=[topic],
-                    internal=True,
+                    step=step,
+                    formats=(spec.topics[table.from_].key, "json"),
                 )
-                sources.append(prev)
+                repartition(sink, f"{label}-repartition-source")
             attach(Node(names.new(base or f"{stream.name}-join"), kind, step.joiner, step=step))
         elif isinstance(step, Suppress):
             store = step.store_name(stream.name)
