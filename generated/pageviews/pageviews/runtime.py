@@ -144,8 +144,11 @@ class Runner(Recovery, Rebalancing):
         # Partitions assigned by the last rebalance, whose stores are not open yet.
         self.newly_assigned: list[TopicPartition] = []
         self.next_purge = time.monotonic() + settings.purge_interval_ms / 1000
-        # Positions as of the last commit: repartition records before them may be deleted.
-        self.committed_positions: list[TopicPartition] = []
+        # Committed repartition offsets: records before them may be deleted. A purge the broker
+        # has not confirmed is asked for again at the next interval.
+        self.committed_internal: dict[tuple[str, int], int] = {}
+        self.purged: dict[tuple[str, int], int] = {}
+        self.purging: set[tuple[str, int]] = set()
         self.stopping = False
         # Records were processed since the last commit.
         self.dirty = False
@@ -368,7 +371,9 @@ class Runner(Recovery, Rebalancing):
         # Committed: now, and only now, the stores' writes reach their local databases.
         self.stores.commit(self.collector.changelog_offsets)
         self.collector.changelog_offsets = {}
-        self.committed_positions = self.positions
+        for tp in self.positions:
+            if tp.topic in INTERNAL_SOURCE_TOPICS:
+                self.committed_internal[tp.topic, tp.partition] = tp.offset
         self.dirty = False
         self.commits += 1
         self.failed_commits = 0
@@ -379,31 +384,37 @@ class Runner(Recovery, Rebalancing):
         """Delete repartition records every instance is done with (committed offsets)."""
         self.next_purge = time.monotonic() + self.settings.purge_interval_ms / 1000
         done = [
-            tp
-            for tp in self.committed_positions
-            if tp.topic in INTERNAL_SOURCE_TOPICS and tp.offset > 0
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in self.committed_internal.items()
+            if offset > self.purged.get((topic, partition), 0)
+            and (topic, partition) not in self.purging
         ]
-        self.committed_positions = []
         if not done:
             return
         try:
-            futures = self.admin.delete_records(
-                [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in done],
-                request_timeout=TIMEOUT_S,
-            )
+            futures = self.admin.delete_records(done, request_timeout=TIMEOUT_S)
         except (KafkaException, ValueError) as exc:
             log.warning("purging repartition topics: %s", exc)
             return
         for tp, future in futures.items():
-            future.add_done_callback(_purge_done(tp))
+            self.purging.add((tp.topic, tp.partition))
+            future.add_done_callback(self._purge_done(tp))
 
+    def _purge_done(self, tp: TopicPartition) -> Callable[[Future[Any]], None]:
+        # Runs on the admin client's thread; single dict and set operations are atomic.
+        def done(future: Future[Any]) -> None:
+            self.purging.discard((tp.topic, tp.partition))
+            if future.exception() is not None:
+                log.warning(
+                    "purging %s-%d (tried again later): %s",
+                    tp.topic,
+                    tp.partition,
+                    future.exception(),
+                )
+            else:
+                self.purged[tp.topic, tp.partition] = tp.offset
 
-def _purge_done(tp: TopicPartition) -> Callable[[Future[Any]], None]:
-    def done(future: Future[Any]) -> None:
-        if future.exception() is not None:
-            log.warning("purging %s-%d: %s", tp.topic, tp.partition, future.exception())
-
-    return done
+        return done
 
 
 def main(settings: Settings) -> int:
