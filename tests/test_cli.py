@@ -32,9 +32,13 @@ Topologies:
 
 
 # A stateless app whose sub-topologies read one topic each: no stores, no tasks module, no
-# global tables.
+# global tables, no stream-stream joins.
 STATELESS_FILES = (
-    len(render.FILES) - len(render.STATEFUL_ONLY) - len(render.TASKS_ONLY) - len(render.GLOBAL_ONLY)
+    len(render.FILES)
+    - len(render.STATEFUL_ONLY)
+    - len(render.TASKS_ONLY)
+    - len(render.GLOBAL_ONLY)
+    - len(render.JOINS_ONLY)
 )
 
 

@@ -108,7 +108,7 @@ def test_a_rekeyed_stream_is_repartitioned_before_it_joins(build_app: BuildApp) 
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
-        ('{ join = "custmers", joiner = "other" }', "unknown table 'custmers'"),
+        ('{ join = "custmers", joiner = "other" }', "unknown table or stream 'custmers'"),
         ('{ join = "customers", joiner = "agg" }', "unknown name 'agg'"),
         (
             '{ join = "customers", joiner = "other", how = "outer" }',

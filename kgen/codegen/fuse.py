@@ -13,7 +13,7 @@ from functools import partial
 
 from kgen.codegen.fuse_base import Env, TopicFormats, Var, function_alias
 from kgen.codegen.fuse_state import StatefulFuser
-from kgen.plan.graph import Node
+from kgen.plan.graph import REPARTITION_VALUE_FORMAT, Node
 from kgen.spec import Join
 
 __all__ = ["Fuser", "TopicFormats", "function_alias"]
@@ -90,6 +90,9 @@ class Fuser(StatefulFuser):
             return
         if kind == "join":
             self.join(node, env, depth)
+            return
+        if kind == "stream_join":
+            self.stream_join(node, env, depth)
             return
         if kind == "sink":
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
@@ -231,6 +234,44 @@ class Fuser(StatefulFuser):
             step.how, get, kb=kb, e=e, other=other, fmt=table.value, item=None, depth=depth
         )
         self.joined(node, env, depth, other=other, other_key=lookup)
+
+    def stream_join(self, node: Node, env: Env, depth: int) -> None:
+        """One side of a stream-stream join (Kafka Streams' KStreamKStreamJoin, in the app's
+        joins module): each result (the record with each partner in the window, or a record
+        of a left or outer join whose window closed without one) runs the joiner, with
+        `value` the left side's value and `other` the right side's (None when missing), and
+        goes on under its own key and time. A result's failure is its own."""
+        step, side = node.step, node.sjoin
+        assert isinstance(step, Join) and side is not None
+        values = REPARTITION_VALUE_FORMAT
+        self.store_formats[side.this_store] = TopicFormats(side.key_format, values)
+        if side.shared_store is not None:
+            self.store_formats[side.shared_store] = TopicFormats("bytes", values)
+        kb = self.fresh("kb")
+        self.emit(depth, f"{kb} = {self.encoded(env, 'key', side.key_format)}")
+        value = self.decoded(env, "value", depth)
+        timestamp = self.plain(env, "timestamp")
+        k, left, right, ts = self.fresh("jk"), self.fresh("lv"), self.fresh("rv"), self.fresh("ts")
+        self.emit(
+            depth,
+            f"for {k}, {left}, {right}, {ts} in stream_join(ctx, {node.name!r}, "
+            f"{self.partition}, {kb}, {value}, {timestamp}):",
+        )
+        joined_env = {
+            "key": Var(None, k, side.key_format),
+            "value": Var(left),
+            "timestamp": Var(ts),
+            "headers": env["headers"],
+        }
+
+        def result(depth: int) -> None:
+            self.prepare([step.joiner], joined_env, depth)
+            joined = self.fresh("v")
+            self.emit(depth, f"{joined} = {self.call(step.joiner, joined_env, other=right)}")
+            joined_env["value"] = Var(joined)
+            self.children(node, joined_env, depth)
+
+        self.isolated(depth + 1, result)
 
     def branch(self, node: Node, env: Env, depth: int) -> None:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.

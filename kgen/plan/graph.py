@@ -34,8 +34,11 @@ from kgen.spec import (
     To,
     ToStream,
     WindowBase,
+    duration_ms,
 )
 
+# Records repartitioned before a join carry their value as JSON, whatever steps made it.
+REPARTITION_VALUE_FORMAT = "json"
 # Steps after which the key is not what the source partitioned by.
 _KEY_CHANGERS = (Map, FlatMap, SelectKey)
 
@@ -49,6 +52,25 @@ _KINDS: dict[type[StepBase], str] = {
     SelectKey: "select_key",
     Peek: "peek",
 }
+
+
+@dataclass(frozen=True)
+class StreamJoinSide:
+    """What one side's processor of a stream-stream join needs (Kafka Streams'
+    KStreamKStreamJoin): `before`/`after` are seen from this side (the other side's are
+    swapped), `outer` says whether its unmatched records are emitted."""
+
+    this_store: str
+    other_store: str
+    # The records of a left or outer join still waiting for a partner; None for inner.
+    shared_store: str | None
+    left: bool
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+    outer: bool
+    # The format both sides' keys are written in to the stores.
+    key_format: str
 
 
 @dataclass(eq=False)
@@ -84,6 +106,11 @@ class Node:
     reverse: list[Node] = field(default_factory=list)
     # A join with a global table: the table (outside every sub-topology).
     glob: GlobalTable | None = None
+    # One side of a stream-stream join: its window and stores.
+    sjoin: StreamJoinSide | None = None
+    # A repartition before a stream-stream join: the topics whose most partitions it takes
+    # (both sides', so that they stay co-partitioned).
+    partitions_from: tuple[str, ...] = ()
 
     def successors(self) -> list[Node]:
         return [child for _, child in self.branches] + self.children
@@ -178,8 +205,8 @@ class KeyChanges:
                 changed = True
             elif isinstance(step, (GroupBy, GroupByKey)):
                 changed = False  # repartitioned, or not needed
-            elif isinstance(step, Join) and step.join in self.tables:
-                changed = False  # a join with a table repartitions a re-keyed stream first
+            elif isinstance(step, Join) and (step.join in self.tables or step.windowed):
+                changed = False  # a join repartitions a re-keyed stream first
             elif isinstance(step, Merge):
                 changed = changed or any(self.output(m) for m in step.streams)
             elif isinstance(step, BranchStep) and branch is not None:
@@ -311,6 +338,16 @@ def _build_stream(
             attach(node)
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
+        elif isinstance(step, Join) and step.windowed and isinstance(stream, Stream):
+            label = base or f"{stream.name}-join"
+            parts = _stream_join(spec, stream, j, label=label, names=names, keys=keys)
+            if parts.left_repartition is not None:
+                repartition(parts.left_repartition, f"{label}-left-repartition-source")
+            attach(parts.this)
+            pending.append((step.join, parts.right_input))
+            if parts.right_source is not None:
+                sources.append(parts.right_source)
+            prev = parts.merge  # what follows reads both sides' results
         elif isinstance(step, Join):
             kind = "table_join" if _flow_at(stream, j) == "table" else "join"
             table = next((t for t in spec.tables if t.name == step.join), None)
@@ -329,7 +366,7 @@ def _build_stream(
                     "repartition",
                     topics=[topic],
                     step=step,
-                    formats=(spec.topics[table.from_].key, "json"),
+                    formats=(spec.topics[table.from_].key, REPARTITION_VALUE_FORMAT),
                 )
                 repartition(sink, f"{label}-repartition-source")
             attach(Node(names.new(base or f"{stream.name}-join"), kind, step.joiner, step=step))
@@ -385,6 +422,102 @@ def _build_stream(
     if not (stream.steps and is_terminal(stream.steps[-1])):
         assert prev is not None
         outputs[stream.name] = prev
+
+
+@dataclass
+class _StreamJoinNodes:
+    this: Node  # the left side's processor; the right side's is reached from `right_input`
+    merge: Node
+    right_input: Node  # what the other stream's output feeds
+    left_repartition: Node | None = None  # a sink to repartition this stream first
+    right_source: Node | None = None  # the right side read back from its repartition topic
+
+
+def _stream_join(
+    spec: Spec, stream: Stream, j: int, *, label: str, names: _Names, keys: KeyChanges
+) -> _StreamJoinNodes:
+    """A stream joined with a stream (Kafka Streams' KStreamImplJoin): each side's records go
+    to its own join processor, which looks the other side's window store up, then into its
+    own; both processors' results go on through one merge. A side whose key changed upstream
+    is repartitioned first, keyed in the join's key format, both sides to as many partitions."""
+    step = stream.steps[j]
+    assert isinstance(step, Join)
+    this_store, other_store, *shared = step.store_names(stream.name)
+    before, after = step.window_ms()
+    grace = duration_ms(step.grace or "0ms")
+    left_changed, right_changed = keys.at(stream, stream.steps[:j]), keys.output(step.join)
+    left_format, right_format = _key_format(spec, stream.name), _key_format(spec, step.join)
+    key_format = right_format if left_changed and not right_changed else left_format
+    both = tuple(dict.fromkeys([*_topics_of(spec, stream.name), *_topics_of(spec, step.join)]))
+    merge = Node(names.new(f"{label}-merge"), "merge")
+
+    def side(this: str, other: str, left: bool) -> Node:
+        return Node(
+            names.new(f"{label}-{'this' if left else 'other'}"),
+            "stream_join",
+            step.joiner,
+            children=[merge],
+            store=this,
+            step=step,
+            sjoin=StreamJoinSide(
+                this_store=this,
+                other_store=other,
+                shared_store=shared[0] if shared else None,
+                left=left,
+                before_ms=before if left else after,
+                after_ms=after if left else before,
+                grace_ms=grace,
+                outer=step.how == "outer" or (left and step.how == "left"),
+                key_format=key_format,
+            ),
+        )
+
+    def sink(which: str) -> Node:
+        return Node(
+            names.new(f"{label}-{which}-repartition"),
+            "repartition",
+            topics=[repartition_topic(spec.app, f"{label}-{which}")],
+            step=step,
+            formats=(key_format, REPARTITION_VALUE_FORMAT),
+            partitions_from=both,
+        )
+
+    this, other = side(this_store, other_store, True), side(other_store, this_store, False)
+    nodes = _StreamJoinNodes(this, merge, other)
+    if left_changed:
+        nodes.left_repartition = sink("left")
+    if right_changed:
+        nodes.right_input = sink("right")
+        nodes.right_source = Node(
+            names.new(f"{label}-right-repartition-source"),
+            "source",
+            topics=list(nodes.right_input.topics),
+            internal=True,
+            children=[other],
+        )
+    return nodes
+
+
+def _key_format(spec: Spec, name: str) -> str:
+    """The key format of the topic a stream output is read from (its first source)."""
+    topics = _topics_of(spec, name)
+    return spec.topics[topics[0]].key if topics and topics[0] in spec.topics else "string"
+
+
+def _topics_of(spec: Spec, name: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    """The source topics a stream output's records come from (through from_stream, merges)."""
+    stream = next((s for s in spec.streams if s.name == name.partition(".")[0]), None)
+    if stream is None or stream.name in seen:
+        return []
+    seen = seen | {stream.name}
+    found = list(stream.from_topics)
+    if stream.from_stream is not None:
+        found += _topics_of(spec, stream.from_stream, seen)
+    for step in stream.steps:
+        if isinstance(step, Merge):
+            for other in step.streams:
+                found += _topics_of(spec, other, seen)
+    return list(dict.fromkeys(found))
 
 
 def _flow_at(entry: Stream | Table, j: int) -> Flow:

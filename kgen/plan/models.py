@@ -74,6 +74,23 @@ class WindowedFormat:
 
 
 @dataclass(frozen=True)
+class JoinSidePlan:
+    """One side's processor of a stream-stream join (ms; before/after seen from this side)."""
+
+    name: str
+    this_store: str
+    other_store: str
+    # Left and outer joins: the records still waiting for a partner.
+    shared_store: str | None
+    left: bool
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+    # This side's records without a partner come out (left side of a left join; outer).
+    outer: bool
+
+
+@dataclass(frozen=True)
 class StorePlan:
     name: str
     type: str  # "rocksdb" | "memory"
@@ -93,6 +110,9 @@ class StorePlan:
     window: WindowPlan | None = None
     # A suppression buffer's store: its limits.
     suppress: SuppressPlan | None = None
+    # A stream-stream join's window store: how long it keeps a record (before + after +
+    # grace of the window).
+    join_retention_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +236,8 @@ class AppPlan:
     copartitioned: tuple[tuple[str, ...], ...]
     # Global tables: filled before processing starts, kept up to date as the app runs.
     global_tables: tuple[GlobalTablePlan, ...]
+    # Stream-stream joins: each side's processor.
+    join_sides: tuple[JoinSidePlan, ...]
     # Some store (or global table) keeps its data in RocksDB: the app needs rocksdict.
     uses_rocksdb: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).

@@ -13,6 +13,7 @@ from kgen.plan.models import (
     FunctionImport,
     GlobalTablePlan,
     InternalTopicPlan,
+    JoinSidePlan,
     Processor,
     RecordPlan,
     SourceBlock,
@@ -194,7 +195,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         uses_rocksdb=any(t.type == "rocksdb" for t in stores)
         or any(g.type == "rocksdb" for g in global_tables),
         global_tables=global_tables,
-        drops=any(n.window is not None or (n.kind == "source" and n.logic) for n in nodes),
+        join_sides=_join_sides(g),
+        drops=any(
+            n.window is not None or n.sjoin is not None or (n.kind == "source" and n.logic)
+            for n in nodes
+        ),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
         spec_path=loaded.display_path,
@@ -302,10 +307,11 @@ def _state(
         for node in sorted(component, key=lambda n: order[id(n)]):
             if node.kind == "repartition":
                 step = node.step
-                # Before a join: as many partitions as the table's topic (co-partitioned).
+                # Before a join: as many partitions as the table's topic, or as the most
+                # of both sides' topics (co-partitioned).
                 joined = [
                     t.from_ for t in spec.tables if isinstance(step, Join) and t.name == step.join
-                ]
+                ] + list(node.partitions_from)
                 internal.append(
                     InternalTopicPlan(
                         node.topics[0],
@@ -315,6 +321,11 @@ def _state(
                         (("cleanup.policy", "delete"), ("retention.ms", "-1")),
                     )
                 )
+            if node.kind == "stream_join":
+                stores_, internal_ = _join_stores(spec, node, topics)
+                stores += stores_
+                internal += internal_
+                continue
             if not _stateful(node):
                 continue
             assert node.store is not None
@@ -371,6 +382,65 @@ def _state(
                     )
                 )
     return tuple(stores), tuple(sorted(internal, key=lambda t: t.name))
+
+
+def _join_stores(
+    spec: Spec, node: graph.Node, topics: tuple[str, ...]
+) -> tuple[list[StorePlan], list[InternalTopicPlan]]:
+    """A stream-stream join side's window store, and (the left side's) the shared store of
+    records waiting for a partner. Window store changelogs are compacted and deleted a day
+    after their records left the store, as Kafka Streams' are."""
+    side = node.sjoin
+    assert side is not None
+    retention = side.before_ms + side.after_ms + side.grace_ms
+    made: list[tuple[str, str, int | None]] = [(side.this_store, side.key_format, retention)]
+    if side.left and side.shared_store is not None:
+        made.append((side.shared_store, "bytes", None))
+    stores, internal = [], []
+    for name, key_format, keep in made:
+        config = spec.stores.get(name) or StoreConfig()
+        changelog = graph.changelog_topic(spec.app, name)
+        changelog_config: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
+        if keep is not None:
+            changelog_config = (
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", str(keep + 86_400_000)),
+            )
+        stores.append(
+            StorePlan(
+                name=name,
+                type=config.type,
+                kind="join_window" if keep is not None else "join_shared",
+                cache_max_entries=config.cache_max_entries,
+                key_format=key_format,
+                value_format=graph.REPARTITION_VALUE_FORMAT,
+                raw_values=False,
+                changelog_topic=changelog,
+                source_topics=topics,
+                emit_function=_emit_name(name),
+                join_retention_ms=keep,
+            )
+        )
+        internal.append(InternalTopicPlan(changelog, "changelog", None, topics, changelog_config))
+    return stores, internal
+
+
+def _join_sides(g: graph.Graph) -> tuple[JoinSidePlan, ...]:
+    return tuple(
+        JoinSidePlan(
+            name=n.name,
+            this_store=n.sjoin.this_store,
+            other_store=n.sjoin.other_store,
+            shared_store=n.sjoin.shared_store,
+            left=n.sjoin.left,
+            before_ms=n.sjoin.before_ms,
+            after_ms=n.sjoin.after_ms,
+            grace_ms=n.sjoin.grace_ms,
+            outer=n.sjoin.outer,
+        )
+        for n in g.walk()
+        if n.sjoin is not None
+    )
 
 
 _DECODES = re.compile(r"^[kv]\d+ = deserialize_\w+\(")
@@ -506,7 +576,7 @@ def _copartitioned(g: graph.Graph) -> tuple[tuple[str, ...], ...]:
     are in the same partition only if the topics have as many (Kafka Streams checks so too)."""
     groups = []
     for component in g.components():
-        if any(n.kind == "join" and n.glob is None for n in component):
+        if any((n.kind == "join" and n.glob is None) or n.sjoin for n in component):
             sources = [n for n in component if n.kind in ("source", "table_source")]
             groups.append(tuple(sorted({t for n in sources for t in n.topics})))
     return tuple(groups)

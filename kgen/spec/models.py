@@ -321,15 +321,44 @@ class Join(StepBase):
     the task's timestamp order; only the stream's records trigger. `joiner` makes the output
     value from `value` and `other` (the row; None for a left join without one). As the first
     step of a [[tables]] entry, a table joined with a table (KTable#join / leftJoin /
-    outerJoin): updates of either side trigger, and the result is a table."""
+    outerJoin): updates of either side trigger, and the result is a table. With a join window,
+    a stream joined with a stream (KStream#join / leftJoin / outerJoin with JoinWindows)."""
 
-    join: Name  # a [[tables]] or [[global_tables]] entry
+    join: Name  # a [[tables]] or [[global_tables]] entry, or a stream (with a window)
     joiner: Logic
-    # inner, left; a table joined with a table also outer.
+    # inner, left; a table joined with a table, or a stream with a stream, also outer.
     how: Literal["inner", "left", "outer"] = "inner"
     # A global table's lookup key, from the stream record (Kafka Streams' KeyValueMapper): the
     # joiner sees it as `other_key`. A record whose lookup key is None joins nothing.
     key: Logic | None = None
+    # A stream-stream join's window: records of the two sides at most `within` apart join;
+    # `before` / `after` say how much earlier / later the other side's record may be, when
+    # they differ (JoinWindows' before and after). `grace` has no default, as in Kafka
+    # Streams 3.0+ (ofTimeDifferenceAndGrace).
+    within: Duration | None = None
+    before: Duration | None = None
+    after: Duration | None = None
+    grace: Duration | None = None
+    # A stream-stream join's stores are named after this (default: the step's name, else
+    # '<stream>-join'): '<store>-this-join-store', '-other-join-store', '-shared-join-store'.
+    store: Name | None = None
+
+    @property
+    def windowed(self) -> bool:
+        return any(d is not None for d in (self.within, self.before, self.after))
+
+    def window_ms(self) -> tuple[int, int]:
+        """(before, after) in ms; a side left out takes `within` (0 without one)."""
+        before = self.before if self.before is not None else self.within
+        after = self.after if self.after is not None else self.within
+        return duration_ms(before or "0ms"), duration_ms(after or "0ms")
+
+    def store_names(self, stream: str) -> tuple[str, ...]:
+        """A stream-stream join's stores: this side's records, the other side's, and (left
+        and outer joins) the records still waiting for a partner."""
+        base = self.store or self.name or f"{stream}-join"
+        names = (f"{base}-this-join-store", f"{base}-other-join-store")
+        return names if self.how == "inner" else (*names, f"{base}-shared-join-store")
 
 
 class ToStream(StepBase):

@@ -305,6 +305,21 @@ def table_table_join(rng: random.Random) -> Case:
     ]
 
 
+def stream_stream_join(rng: random.Random) -> Case:
+    """Both sides with few keys (null among them), some null values, and times out of order
+    over 3 s: windows of a few hundred ms match some records, miss others, and close while
+    later records are still to come."""
+    keys = ["k1", "k2", "ķ3", "", None]
+
+    def value() -> str | None:
+        return None if rng.random() < 0.1 else rng.choice(WORDS)
+
+    return [
+        _record(rng.choice(["left", "right"]), rng.choice(keys), value(), rng)
+        for _ in range(rng.randint(1, 20))
+    ]
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -323,6 +338,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stream-global-join": stream_global_join,
     "rekeyed-join": rekeyed_join,
     "table-table-join": table_table_join,
+    "stream-stream-join": stream_stream_join,
 }
 
 

@@ -35,6 +35,7 @@ BUFFER_LIMIT = 1000
 # them (with one warning): the high watermark counts the records of an open transaction, which
 # read_committed cannot fetch until it ends.
 LAG_WAIT_S = 60.0
+COMMITTED_TIMEOUT_S = 5.0
 
 log = logging.getLogger(APP_ID)
 
@@ -56,6 +57,8 @@ class PartitionGroups:
         # Tasks that went on without a lagging partition (warned once).
         self.gave_up: set[tuple[int, int]] = set()
         self.assignment: set[Partition] | None = None
+        # Committed offsets of partitions nothing was consumed from yet.
+        self.starts: dict[Partition, int] = {}
 
     def order(self, batch: list[Message]) -> list[Message]:
         """The records to process now, in order: buffered task records by timestamp, the
@@ -141,10 +144,32 @@ class PartitionGroups:
             return False
         position = self.consumer.position([TopicPartition(*tp)])[0].offset
         try:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+            low, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
         except KafkaException:  # no watermark known yet for this partition
             return True
+        if position < 0:
+            # Nothing consumed from it yet (the consumer's position is the last consumed
+            # record's): it starts at its committed offset, else (auto.offset.reset =
+            # earliest) at its first record. An empty partition, or one consumed to its end
+            # before a restart, does not lag.
+            start = self._start(tp)
+            if start is None:
+                return True
+            position = start if start >= 0 else low
         return not 0 <= high <= position
+
+    def _start(self, tp: Partition) -> int | None:
+        """The committed offset of a partition (negative: none), asked once per assignment;
+        None while the group coordinator does not answer."""
+        if tp not in self.starts:
+            try:
+                committed = self.consumer.committed(
+                    [TopicPartition(*tp)], timeout=COMMITTED_TIMEOUT_S
+                )
+            except KafkaException:
+                return None
+            self.starts[tp] = committed[0].offset
+        return self.starts[tp]
 
     def _flow_control(self) -> None:
         full = {tp for tp, buf in self.buffers.items() if len(buf) >= BUFFER_LIMIT}
@@ -181,6 +206,9 @@ class PartitionGroups:
         for tp in list(self.done):
             if gone is None or tp in gone:
                 del self.done[tp]
+        self.starts = (
+            {} if gone is None else {tp: o for tp, o in self.starts.items() if tp not in gone}
+        )
         resume = self.paused if gone is None else self.paused & gone
         if resume:
             try:

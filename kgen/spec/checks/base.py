@@ -14,6 +14,7 @@ from kgen.spec.models import (
     STEP_TYPES,
     BranchStep,
     DynamicTo,
+    Join,
     Merge,
     Spec,
     StepBase,
@@ -69,7 +70,15 @@ def stream_readers(spec: Spec) -> dict[str, list[Loc]]:
                 for m, name in enumerate(step.streams):
                     loc = merge if isinstance(step.merge, str) else (*merge, m)
                     readers.setdefault(name, []).append(loc)
+            elif isinstance(step, Join) and is_stream_join(spec, step):
+                readers.setdefault(step.join, []).append(("streams", i, "steps", j, "join"))
     return readers
+
+
+def is_stream_join(spec: Spec, step: Join) -> bool:
+    """A join whose other side is a stream: it has a window, or names no table."""
+    tables = {t.name for t in spec.tables} | {g.name for g in spec.global_tables}
+    return step.join not in tables and (step.windowed or step.join in stream_outputs(spec))
 
 
 def written_topics(spec: Spec) -> set[str]:
@@ -158,6 +167,10 @@ class Checks:
                 store = getattr(step, "store", None)
                 if isinstance(step, Suppress):
                     store = step.store_name(entry.name)
+                if isinstance(step, Join) and step.windowed:
+                    for name in step.store_names(entry.name):
+                        writers.setdefault(name, []).append((*base, "steps", j))
+                    continue
                 if isinstance(store, str):
                     writers.setdefault(store, []).append((*base, "steps", j, "store"))
                     if final:  # its results wait in a buffer store of their own

@@ -14,7 +14,14 @@ from kgen.plan.flow import (
     is_terminal,
     step_allowed,
 )
-from kgen.spec.checks.base import Checks, did_you_mean, entries, operation
+from kgen.spec.checks.base import (
+    Checks,
+    did_you_mean,
+    entries,
+    is_stream_join,
+    operation,
+    stream_outputs,
+)
 from kgen.spec.checks.expressions import logic
 from kgen.spec.errors import Loc
 from kgen.spec.models import (
@@ -301,21 +308,33 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
 
 def check_join(c: Checks, base: Loc, step: Join) -> None:
     """The other side exists; a global table is looked up by a key of the stream's choosing,
-    a table by the record's own key."""
+    a table by the record's own key, a stream within a join window."""
     glob = step.join in {g.name for g in c.spec.global_tables}
     logic(c, (*base, "joiner"), step.joiner, other=True, other_key=glob)
     if step.key is not None:
         logic(c, (*base, "key"), step.key)
     tables = [t.name for t in c.spec.tables] + [g.name for g in c.spec.global_tables]
+    if is_stream_join(c.spec, step):
+        check_stream_join(c, base, step)
+        return
+    for field in ("within", "before", "after", "grace", "store"):
+        if step.join in tables and getattr(step, field) is not None:
+            c.error(
+                (*base, field),
+                f"{field} is for a join with a stream: {step.join!r} is a table, joined as it "
+                "is when each record comes",
+                f"drop {field}",
+            )
     if step.join not in tables:
         if not c.damage.mentions(step.join):
+            streams = list(stream_outputs(c.spec))
             c.error(
                 (*base, "join"),
-                f"unknown table {step.join!r}"
+                f"unknown table or stream {step.join!r}"
                 + (f" (tables: {', '.join(map(repr, tables))})" if tables else ""),
-                did_you_mean(step.join, tables)
-                or "join a [[tables]] or [[global_tables]] entry: add one with name, from and "
-                "store",
+                did_you_mean(step.join, tables + streams)
+                or "join a [[tables]] or [[global_tables]] entry (add one with name, from and "
+                "store), or a stream within a window (within = '10m', grace = '1m')",
             )
     elif glob and step.key is None:
         c.error(
@@ -331,6 +350,30 @@ def check_join(c: Checks, base: Loc, step: Join) -> None:
             f"{step.join!r} is a table: a stream joins it on the record's key, in the partition "
             "both are read from",
             "drop key; to look rows up by another key, make the table a [[global_tables]] entry",
+        )
+
+
+def check_stream_join(c: Checks, base: Loc, step: Join) -> None:
+    """A stream joins a stream within a join window, with a grace of its own choosing."""
+    if not step.windowed:
+        c.error(
+            base,
+            f"{step.join!r} is a stream: a stream joins another within a join window",
+            "add within = '<duration>' (records at most that far apart join) and grace = "
+            "'<duration>' (how late a record may come), e.g. within = '10m', grace = '1m'",
+        )
+    elif step.grace is None:
+        c.error(
+            base,
+            "a stream-stream join needs grace: how long after its window a late record still "
+            "joins (no default, as in Kafka Streams 3.0+)",
+            "add grace = '0s' to take no late records, or e.g. grace = '1m'",
+        )
+    if step.key is not None:
+        c.error(
+            (*base, "key"),
+            f"{step.join!r} is a stream: records join on their keys",
+            "drop key; to join on another field, select_key first (the join repartitions)",
         )
 
 
@@ -357,6 +400,14 @@ def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: 
     """Outer joins are for two tables; a table joins another as read from its topic."""
     step = entry.steps[j]
     assert isinstance(step, Join)
+    if is_stream_join(c.spec, step):
+        if flow != "stream":
+            c.error(
+                (*base, "join"),
+                f"{step.join!r} is a stream: only a stream joins a stream",
+                "join it from a stream (to_stream first), or join a table",
+            )
+        return
     if step.join in {g.name for g in c.spec.global_tables}:
         if flow == "stream" and step.how == "outer":
             c.error(

@@ -19,12 +19,14 @@ import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.GlobalKTable;
+import org.apache.kafka.streams.kstream.JoinWindows;
 import org.apache.kafka.streams.kstream.Joined;
 import org.apache.kafka.streams.kstream.KStream;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
+import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.kstream.WindowedSerdes;
@@ -76,7 +78,8 @@ final class Twins {
                 Map.entry("stream-table-join", streamTableJoin(sinkPrefix)),
                 Map.entry("stream-global-join", streamGlobalJoin(sinkPrefix)),
                 Map.entry("rekeyed-join", rekeyedJoin(sinkPrefix)),
-                Map.entry("table-table-join", tableTableJoin(sinkPrefix)));
+                Map.entry("table-table-join", tableTableJoin(sinkPrefix)),
+                Map.entry("stream-stream-join", streamStreamJoin(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -554,5 +557,43 @@ final class Twins {
                 },
                 Map.of("ta", STRING_STRING, "tb", STRING_STRING),
                 Map.of("tt-inner", STRING_STRING, "tt-left", STRING_STRING, "tt-outer", STRING_STRING));
+    }
+
+    static String pair(String left, String right) {
+        return orNull(left) + "+" + orNull(right);
+    }
+
+    /**
+     * A stream-stream join's stores, named. In RocksDB, Kafka Streams' default: its in-memory
+     * window store differs (a record with a null value moves the store's time on, and so
+     * expires records the RocksDB store still joins); kgen joins as the default does.
+     */
+    static StreamJoined<String, String, String> streamJoined(String name) {
+        return StreamJoined.with(S, S, S).withStoreName(name);
+    }
+
+    static Twin streamStreamJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KStream<String, String> left = builder.stream("left", Consumed.with(S, S));
+                    KStream<String, String> right = builder.stream("right", Consumed.with(S, S));
+                    left.join(right, Twins::pair,
+                                    JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(500), Duration.ofMillis(200)),
+                                    streamJoined("inner"))
+                            .to(sinks + "ss-inner", Produced.with(S, S));
+                    left.leftJoin(right, Twins::pair,
+                                    JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(700), Duration.ZERO)
+                                            .before(Duration.ofMillis(300)),
+                                    streamJoined("left"))
+                            .to(sinks + "ss-left", Produced.with(S, S));
+                    left.outerJoin(right, Twins::pair,
+                                    JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(400), Duration.ofMillis(500)),
+                                    streamJoined("outer"))
+                            .to(sinks + "ss-outer", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("left", STRING_STRING, "right", STRING_STRING),
+                Map.of("ss-inner", STRING_STRING, "ss-left", STRING_STRING, "ss-outer", STRING_STRING));
     }
 }
