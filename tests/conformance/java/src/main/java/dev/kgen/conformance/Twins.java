@@ -591,9 +591,16 @@ final class Twins {
                                     JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(400), Duration.ofMillis(500)),
                                     streamJoined("outer"))
                             .to(sinks + "ss-outer", Produced.with(S, S));
+                    // Both sides re-keyed: both go through a repartition topic first.
+                    left.selectKey((k, v) -> k == null ? null : k + "!")
+                            .leftJoin(right.selectKey((k, v) -> k == null ? null : k + "!"), Twins::pair,
+                                    JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMillis(500), Duration.ofMillis(100)),
+                                    streamJoined("rekeyed"))
+                            .to(sinks + "ss-rekeyed", Produced.with(S, S));
                     return builder.build();
                 },
                 Map.of("left", STRING_STRING, "right", STRING_STRING),
-                Map.of("ss-inner", STRING_STRING, "ss-left", STRING_STRING, "ss-outer", STRING_STRING));
+                Map.of("ss-inner", STRING_STRING, "ss-left", STRING_STRING, "ss-outer", STRING_STRING,
+                        "ss-rekeyed", STRING_STRING));
     }
 }

@@ -1,0 +1,171 @@
+"""Stream-stream joins: the spec's mistakes, located; and on the real broker, the records
+waiting in the join's stores survive a restart on another disk (restored from their
+changelogs), so a partner that comes after the restart still joins, and a record whose window
+closes after it comes out once, unjoined. (Their semantics: the conformance twin
+stream-stream-join, diffed against Kafka Streams.)"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from example_apps import build_example, start_app
+
+from kgen import topics
+from kgen.spec.errors import SpecInvalid
+from kgen.spec.load import load_spec
+
+HEAD = (
+    'app = "bad"\n[topics.a]\n[topics.b]\n[topics.o]\n'
+    '[[tables]]\nname = "t"\nfrom = "b"\nstore = "t"\n'
+    '[[streams]]\nname = "other"\nfrom = "b"\n'
+)
+
+
+def _errors(tmp_path: Path, steps: str, extra: str = "") -> str:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(
+        f'{HEAD}{extra}[[streams]]\nname = "s"\nfrom = "a"\nsteps = [{steps}, {{ to = "o" }}]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecInvalid) as info:
+        load_spec(spec)
+    return info.value.format()
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (
+            '{ join = "other", joiner = "other" }',
+            "'other' is a stream: a stream joins another within a join window",
+        ),
+        (
+            '{ join = "other", within = "5m", joiner = "other" }',
+            "a stream-stream join needs grace",
+        ),
+        (
+            '{ join = "other", within = "5m", grace = "0s", key = "value", joiner = "other" }',
+            "'other' is a stream: records join on their keys",
+        ),
+        (
+            '{ join = "t", within = "5m", joiner = "other" }',
+            "within is for a join with a stream: 't' is a table",
+        ),
+        (
+            '{ join = "nothere", within = "5m", grace = "0s", joiner = "other" }',
+            "unknown stream 'nothere'",
+        ),
+        (
+            '{ join = "other", within = "5x", grace = "0s", joiner = "other" }',
+            "'5x' is not a duration",
+        ),
+    ],
+)
+def test_stream_join_mistakes_are_located(tmp_path: Path, steps: str, message: str) -> None:
+    text = _errors(tmp_path, steps)
+    assert message in text and "bad.toml:15" in text, text
+
+
+def test_a_table_cannot_join_a_stream(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(
+        HEAD + '[[tables]]\nname = "u"\nfrom = "a"\nstore = "u"\nsteps = [\n'
+        '  { join = "other", within = "5m", grace = "0s", joiner = "other" },\n'
+        '  { to_stream = true },\n  { to = "o" },\n]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecInvalid) as info:
+        load_spec(spec)
+    text = info.value.format()
+    assert "'other' is a stream: only a stream joins a stream" in text, text
+
+
+def test_the_stores_are_named_and_listed_with_their_changelogs(tmp_path: Path) -> None:
+    from kgen.plan.planner import plan
+
+    loaded = load_spec(Path(__file__).parent.parent / "specs" / "ad-clicks.toml")
+    app = plan(loaded)
+    names = {s.name: s for s in app.stores}
+    assert set(names) == {
+        "impressions-join-this-join-store",
+        "impressions-join-other-join-store",
+        "impressions-join-shared-join-store",
+    }
+    # Window stores keep window (10 min either way) + grace (1 min), duplicates included.
+    assert names["impressions-join-this-join-store"].join_retention_ms == 1_260_000
+    assert names["impressions-join-shared-join-store"].join_retention_ms is None
+    changelogs = {t.name: dict(t.config) for t in app.internal_topics}
+    assert changelogs["ad-clicks-impressions-join-this-join-store-changelog"] == {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(1_260_000 + 86_400_000),
+    }
+    assert app.copartitioned == (("clicks", "impressions"),)
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[str, dict[str, str], int]]) -> None:
+    for key, value, timestamp in records:
+        topics.produce_all(
+            bootstrap, topic, [(key.encode(), json.dumps(value).encode())], timestamp=timestamp
+        )
+
+
+def _run(app: Path, bootstrap: str, log: Path, state: Path) -> None:
+    proc = start_app(app, bootstrap, log, "--state-dir", str(state), "--stop-when-idle", "4")
+    try:
+        assert proc.wait(120) == 0, log.read_text()[-4000:]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+
+
+@pytest.mark.broker
+def test_waiting_records_survive_a_restart_on_another_disk(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    app_id = "ad-clicks-restart"
+    topics.recreate_topics(
+        kafka_bootstrap,
+        {"impressions": 1, "clicks": 1, "impression-outcomes": 1},
+        [app_id],
+        {"retention.ms": "-1"},
+    )
+    app = build_example("ad-clicks", app_id, tmp_path)
+    log = tmp_path / "app.log"
+    # First run: three impressions, one click within its window; the other two wait.
+    _produce(
+        kafka_bootstrap,
+        "impressions",
+        [("i1", {"ad": "shoes"}, 1_000), ("i2", {"ad": "hats"}, 2_000), ("i4", {"ad": "x"}, 3_000)],
+    )
+    _produce(kafka_bootstrap, "clicks", [("i4", {"page": "/x"}, 4_000)])
+    _run(app, kafka_bootstrap, log, tmp_path / "disk-1")
+    first = [
+        (r.key, json.loads(r.value or b"null"))
+        for r in topics.read_committed(kafka_bootstrap, "impression-outcomes")
+    ]
+    assert first == [(b"i4", {"ad": "x", "clicked": True, "page": "/x"})], log.read_text()[-3000:]
+    # Second run, on an empty disk: the stores come back from their changelogs. i1's click
+    # comes within its window and joins; a click 11 minutes on closes i2's window (and i1's).
+    _produce(
+        kafka_bootstrap,
+        "clicks",
+        [("i1", {"page": "/shoes"}, 61_000), ("i3", {"page": "/late"}, 700_000)],
+    )
+    _run(app, kafka_bootstrap, log, tmp_path / "disk-2")
+    text = log.read_text()
+    assert "restored " in text, text[-3000:]
+    outcomes = sorted(
+        (r.key or b"", json.dumps(json.loads(r.value or b"null"), sort_keys=True))
+        for r in topics.read_committed(kafka_bootstrap, "impression-outcomes")
+    )
+    assert outcomes == sorted(
+        [
+            (b"i4", json.dumps({"ad": "x", "clicked": True, "page": "/x"}, sort_keys=True)),
+            (b"i1", json.dumps({"ad": "shoes", "clicked": True, "page": "/shoes"}, sort_keys=True)),
+            (b"i2", json.dumps({"ad": "hats", "clicked": False, "page": ""}, sort_keys=True)),
+        ]
+    ), text[-3000:]
