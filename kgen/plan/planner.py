@@ -500,6 +500,16 @@ def _subtopologies(spec: Spec, g: graph.Graph) -> tuple[SubTopology, ...]:
             if node.kind == "join" and isinstance(node.step, Join):
                 what = "global table" if node.glob is not None else "table"
                 detail = f"{node.step.how} join with {what} {node.step.join}, store: {node.store}"
+            if node.sjoin is not None and isinstance(node.step, Join):
+                side = node.sjoin
+                stores = ", ".join(
+                    filter(None, (side.this_store, side.other_store, side.shared_store))
+                )
+                before, after = node.step.window_ms()
+                detail = (
+                    f"{node.step.how} join, {'left' if side.left else 'right'} side, window "
+                    f"-{before}/+{after} ms, grace {side.grace_ms} ms, stores: {stores}"
+                )
             procs.append(
                 Processor(
                     node.name,

@@ -12,10 +12,10 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
           --> impressions-join-other
         Source: impressions-source (topics: [impressions])
           --> impressions-join-this
-        Processor: impressions-join-other (stream_join, store: impressions-join-other-join-store)
+        Processor: impressions-join-other (left join, right side, window -600000/+600000 ms, grace 60000 ms, stores: impressions-join-other-join-store, impressions-join-this-join-store, impressions-join-shared-join-store)
           --> impressions-join-merge
           <-- clicks-source
-        Processor: impressions-join-this (stream_join, store: impressions-join-this-join-store)
+        Processor: impressions-join-this (left join, left side, window -600000/+600000 ms, grace 60000 ms, stores: impressions-join-this-join-store, impressions-join-other-join-store, impressions-join-shared-join-store)
           --> impressions-join-merge
           <-- impressions-source
         Processor: impressions-join-merge (merge)
