@@ -7,10 +7,12 @@ stream-stream-join, diffed against Kafka Streams.)"""
 from __future__ import annotations
 
 import json
+import random
 import signal
 from pathlib import Path
 
 import pytest
+from conftest import BuildApp
 from example_apps import build_example, start_app
 
 from kgen import topics
@@ -169,3 +171,68 @@ def test_waiting_records_survive_a_restart_on_another_disk(
             (b"i2", json.dumps({"ad": "hats", "clicked": False, "page": ""}, sort_keys=True)),
         ]
     ), text[-3000:]
+
+
+SPEC = (Path(__file__).parent.parent / "specs" / "ad-clicks.toml").read_text(encoding="utf-8")
+
+
+def test_sorted_keys_stay_sorted_through_adds_and_removes(build_app: BuildApp) -> None:
+    """The shared store's ordered index against sorted(set(...)), through chunk splits and
+    emptied chunks."""
+    sorted_keys = build_app(SPEC, "sorted_keys").module("state").SortedKeys
+    rng = random.Random(7)
+    keys = sorted_keys([b"m", b"a"])
+    reference = {b"m", b"a"}
+    for _ in range(20_000):
+        key = rng.randbytes(rng.randint(1, 3))
+        if rng.random() < 0.6:
+            keys.add(key)
+            reference.add(key)
+        else:
+            keys.discard(key)
+            reference.discard(key)
+    assert list(keys) == sorted(reference) and len(keys) == len(reference)
+    assert len(keys.chunks) > 2  # it did split
+    for key in sorted(reference):
+        keys.discard(key)
+    assert list(keys) == [] and keys.chunks == []
+
+
+def test_window_bounds_late_records_and_the_order_unmatched_records_come_out(
+    build_app: BuildApp,
+) -> None:
+    """ad-clicks: 10 minutes either way, 1 minute grace, left join (ms below)."""
+    driver = build_app(SPEC, "ad_clicks_edges").module("driver").TopologyTestDriver()
+
+    def pipe(topic: str, key: str, ts: int) -> None:
+        value = {"ad": key} if topic == "impressions" else {"page": key}
+        driver.pipe_input(topic, key, value, timestamp=ts)
+
+    pipe("impressions", "a", 1_000_000)
+    pipe("clicks", "a", 1_600_000)  # exactly 10 minutes after: joins
+    pipe("impressions", "b", 1_000_000)
+    pipe("clicks", "b", 1_600_001)  # a millisecond more: no join
+    # Stream time is 1,600,001: an impression at 1,000,000 whose window ended at 1,600,000
+    # comes out unjoined at once (it cannot wait for a window that closed), and yet a late click
+    # in its window still joins it, as in Kafka Streams: out-of-order input can give both.
+    pipe("impressions", "c", 1_000_000)
+    pipe("clicks", "c", 400_000)  # exactly 10 minutes before: joins
+    pipe("impressions", "d", 1_100_000)
+    out = [
+        (r.key, r.value["page"], r.timestamp) for r in driver.read_records("impression-outcomes")
+    ]
+    assert out == [("a", "a", 1_600_000), ("c", "", 1_000_000), ("c", "c", 1_000_000)]
+    pipe("clicks", "zz", 1_660_001)  # b's window closes (1,000,000 + 10 min + 1 min < this)
+    pipe("clicks", "zz", 1_760_001)  # and d's
+    out = [
+        (r.key, r.value["clicked"], r.timestamp) for r in driver.read_records("impression-outcomes")
+    ]
+    assert out == [("b", False, 1_000_000), ("d", False, 1_100_000)]
+    # A late impression, whose window closed already: out at once, unjoined; a late click
+    # finds nothing (b's impression is no longer waiting).
+    pipe("impressions", "e", 1_000_000)
+    pipe("clicks", "b", 1_000_500)
+    out = [
+        (r.key, r.value["clicked"], r.timestamp) for r in driver.read_records("impression-outcomes")
+    ]
+    assert out == [("e", False, 1_000_000), ("b", True, 1_000_500)]

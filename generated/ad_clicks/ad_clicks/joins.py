@@ -127,21 +127,24 @@ def _emit_closed(
     window_before = side.before if side.left else side.after
     time.min_time = None
     left_open = right_open = False
-    for stored in sorted(shared.keys):
-        t = int.from_bytes(stored[:8], "big", signed=True)
-        time.min_time = t
+    closed: list[bytes] = []
+    for stored in shared.keys:
+        # (Kafka Streams leaves the earliest time where this stops: its next look waits for it.)
+        time.min_time = int.from_bytes(stored[:8], "big", signed=True)
         if left_open and right_open:
             break
         left = stored[8] == 1
-        if t + (window_after if left else window_before) + side.grace >= stream_time:
+        if time.min_time + (window_after if left else window_before) + side.grace >= stream_time:
             if left:
                 left_open = True
             else:
                 right_open = True
             continue
+        closed.append(stored)
+    for stored in closed:
+        t, left, key = int.from_bytes(stored[:8], "big", signed=True), stored[8] == 1, stored[9:]
         entry = shared.get(stored)
         if entry is not None:
-            key = stored[9:]
             for waiting in entry[0]:
                 out.append((key, waiting, None, t) if left else (key, None, waiting, t))
-        shared.remove(t, left, stored[9:])
+        shared.remove(t, left, key)

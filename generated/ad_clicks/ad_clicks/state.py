@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from heapq import heappop, heappush
 from typing import Any
@@ -223,7 +225,8 @@ class JoinWindowStore(Store):
         # The latest time put (Kafka Streams' observedStreamTime).
         self.observed = -1
         self.seq = 0
-        self.by_key: dict[bytes, list[bytes]] = {}
+        # Per key, in the order they came (expiry removes from the left).
+        self.by_key: dict[bytes, deque[bytes]] = {}
         self.by_time: dict[int, list[bytes]] = {}
         self.times: list[int] = []  # a heap of by_time's keys
         for stored, data in backend.items():
@@ -234,7 +237,7 @@ class JoinWindowStore(Store):
         self.join_time = JoinTime()
 
     def _index(self, stored: bytes) -> None:
-        self.by_key.setdefault(stored[:-12], []).append(stored)
+        self.by_key.setdefault(stored[:-12], deque()).append(stored)
         t = int.from_bytes(stored[-12:-4], "big", signed=True)
         if t not in self.by_time:
             self.by_time[t] = []
@@ -304,7 +307,7 @@ class SharedJoinStore(Store):
 
     def __init__(self, spec: StoreSpec, partition: int, backend: Backend, send: Send) -> None:
         super().__init__(spec, partition, backend, _no_update, send)
-        self.keys: set[bytes] = {stored for stored, _ in backend.items()}
+        self.keys = SortedKeys(stored for stored, _ in backend.items())
 
     def add(self, timestamp: int, left: bool, key: bytes, value: Any) -> None:
         stored = timestamp.to_bytes(8, "big", signed=True) + (b"\x01" if left else b"\x00") + key
@@ -321,7 +324,63 @@ class SharedJoinStore(Store):
 
     def abort(self) -> None:
         super().abort()
-        self.keys = {stored for stored, _ in self.backend.items()}
+        self.keys = SortedKeys(stored for stored, _ in self.backend.items())
+
+
+class SortedKeys:
+    """A sorted set of keys in chunks (as sortedcontainers' SortedList): adding and removing
+    one costs a bisection and a chunk's shift, and iteration goes in order from the first, so
+    looking for closed windows does not sort every waiting record each time."""
+
+    CHUNK = 1000
+
+    def __init__(self, keys: Iterable[bytes] = ()) -> None:
+        ordered = sorted(set(keys))
+        self.members = set(ordered)
+        self.chunks = [ordered[i : i + self.CHUNK] for i in range(0, len(ordered), self.CHUNK)]
+        self.maxes = [chunk[-1] for chunk in self.chunks]
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.members
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            yield from chunk
+
+    def add(self, key: bytes) -> None:
+        if key in self.members:
+            return
+        self.members.add(key)
+        if not self.chunks:
+            self.chunks, self.maxes = [[key]], [key]
+            return
+        i = bisect_left(self.maxes, key)
+        if i == len(self.maxes):  # after every key (the usual case: time goes on)
+            i -= 1
+            self.chunks[i].append(key)
+            self.maxes[i] = key
+        else:
+            insort(self.chunks[i], key)
+        chunk = self.chunks[i]
+        if len(chunk) > 2 * self.CHUNK:
+            self.chunks[i : i + 1] = [chunk[: self.CHUNK], chunk[self.CHUNK :]]
+            self.maxes[i : i + 1] = [chunk[self.CHUNK - 1], chunk[-1]]
+
+    def discard(self, key: bytes) -> None:
+        if key not in self.members:
+            return
+        self.members.discard(key)
+        i = bisect_left(self.maxes, key)
+        chunk = self.chunks[i]
+        del chunk[bisect_left(chunk, key)]
+        if chunk:
+            self.maxes[i] = chunk[-1]
+        else:
+            del self.chunks[i]
+            del self.maxes[i]
 
 
 class Context:
