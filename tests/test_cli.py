@@ -39,6 +39,7 @@ STATELESS_FILES = (
     - len(render.TASKS_ONLY)
     - len(render.GLOBAL_ONLY)
     - len(render.JOINS_ONLY)
+    - len(render.FK_ONLY)
 )
 
 

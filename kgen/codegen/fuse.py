@@ -94,6 +94,13 @@ class Fuser(StatefulFuser):
         if kind == "stream_join":
             self.stream_join(node, env, depth)
             return
+        if kind == "fk_subscription":
+            assert node.fk is not None
+            self.emit(depth, f"fk_receive(ctx, {node.fk.name!r}, {self.partition}, msg)")
+            return
+        if kind == "fk_response":
+            self.fk_response(node, env, depth)
+            return
         if kind == "sink":
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
             return
@@ -272,6 +279,35 @@ class Fuser(StatefulFuser):
             self.children(node, joined_env, depth)
 
         self.isolated(depth + 1, result)
+
+    def fk_response(self, node: Node, env: Env, depth: int) -> None:
+        """An answer of a foreign-key join, in the left row's partition: unless stale, the
+        joiner's result (or a tombstone) is the join's update of that row, stamped with the
+        answer's time (the later of the two rows' when it came from a subscription)."""
+        step, fk = node.step, node.fk
+        assert isinstance(step, Join) and fk is not None
+        left, right = self.topics[fk.left_topic], self.topics[fk.right_topic]
+        r, lv, rv, joined = self.fresh("r"), self.fresh("lv"), self.fresh("rv"), self.fresh("j")
+        self.emit(depth, f"{r} = fk_resolve(ctx, {fk.name!r}, {self.partition}, msg)")
+        self.emit(depth, f"if {r} is not None:")
+        depth += 1
+        self.emit(depth, f"{lv}, {rv} = {r}")
+        self.emit(depth, f"{joined} = None")
+        self.emit(depth, f"if {lv} is not None or {rv} is not None:")
+        for fmt in (left.value, right.value):
+            self.serde.add(f"deserialize_{fmt}")
+        mine, theirs = self.fresh("v"), self.fresh("o")
+        self.emit(depth + 1, f"{mine} = deserialize_{left.value}({lv})")
+        self.emit(depth + 1, f"{theirs} = deserialize_{right.value}({rv})")
+        joined_env = dict(env, key=Var(None, "msg.key()", left.key), value=Var(mine))
+        self.prepare([step.joiner], joined_env, depth + 1)
+        self.emit(depth + 1, f"{joined} = {self.call(step.joiner, joined_env, other=theirs)}")
+        out = dict(joined_env, value=Var(joined))
+        for child in node.children:
+            if len(node.children) > 1:
+                self.isolated(depth, partial(self.updates, child, dict(out), Var("None")))
+            else:
+                self.updates(child, dict(out), Var("None"), depth)
 
     def branch(self, node: Node, env: Env, depth: int) -> None:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.

@@ -51,7 +51,11 @@ class StatefulFuser(FuserBase):
         self.emit(0, "try:")
         # Its steps, and the table-table joins whose right side it is.
         paths = [partial(self.updates, child, dict(env), old) for child in node.children]
-        paths += [partial(self.table_join, join, dict(env), old, True) for join in node.reverse]
+        for join in node.reverse:
+            if join.kind == "fk_subscription":
+                paths.append(partial(self.fk_foreign, join, dict(env)))
+            else:
+                paths.append(partial(self.table_join, join, dict(env), old, True))
         for path in paths:
             if len(paths) > 1:
                 self.isolated(1, path)
@@ -80,6 +84,8 @@ class StatefulFuser(FuserBase):
             self.suppress(node, env, depth)
         elif node.kind == "table_join":
             self.table_join(node, env, old, False, depth)
+        elif node.kind == "fk_subscribe":
+            self.fk_subscribe(node, env, old, depth)
         else:  # pragma: no cover - the checks allow nothing else after a table
             raise AssertionError(node.kind)
 
@@ -178,6 +184,43 @@ class StatefulFuser(FuserBase):
                 self.isolated(depth, partial(self.updates, child, dict(out), Var("None")))
             else:
                 self.updates(child, dict(out), Var("None"), depth)
+
+    def fk_subscribe(self, node: Node, env: Env, old: Var, depth: int) -> None:
+        """A left row's update in a foreign-key join: the foreign keys of its old and new
+        values (None for a missing value), in the right table's key format, go with both
+        values to the join's subscribe (the app's fk module)."""
+        step, fk = node.step, node.fk
+        assert isinstance(step, Join) and step.foreign_key is not None and fk is not None
+        self.at(node, depth)
+        right = self.topics[fk.right_topic]
+        self.serde.add(f"serialize_{right.key}")
+        keys = []
+        for side in (old, env["value"]):
+            side_env = dict(env, value=side)
+            fkb = self.fresh("fk")
+            keys.append(fkb)
+            self.emit(depth, f"{fkb} = None")
+            self.emit(depth, f"if {_expr(side)} is not None:")
+            self.prepare([step.foreign_key], side_env, depth + 1)
+            extracted = self.call(step.foreign_key, side_env)
+            self.emit(depth + 1, f"{fkb} = serialize_{right.key}({extracted})")
+        key, new = env["key"], env["value"]
+        self.emit(
+            depth,
+            f"fk_subscribe(ctx, {fk.name!r}, part, {key.raw}, {keys[0]}, {keys[1]}, "
+            f"{old.raw}, {new.raw}, {self.plain(env, 'timestamp')})",
+        )
+
+    def fk_foreign(self, node: Node, env: Env, depth: int) -> None:
+        """A right row's update in a foreign-key join: an answer to each subscriber."""
+        assert node.fk is not None
+        self.at(node, depth)
+        key, new = env["key"], env["value"]
+        self.emit(
+            depth,
+            f"fk_foreign_update(ctx, {node.fk.name!r}, part, {key.raw}, {new.raw}, "
+            f"{self.plain(env, 'timestamp')})",
+        )
 
     def _table_of(self, join: Node) -> Node:
         """The table source whose step a table-table join is (the left side)."""

@@ -43,6 +43,7 @@ FILES = (
     ("app/package/restore.py.j2", "{pkg}/restore.py"),
     ("app/package/global_tables.py.j2", "{pkg}/global_tables.py"),
     ("app/package/joins.py.j2", "{pkg}/joins.py"),
+    ("app/package/fk.py.j2", "{pkg}/fk.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
@@ -57,6 +58,8 @@ TASKS_ONLY = frozenset({"app/package/tasks.py.j2"})
 GLOBAL_ONLY = frozenset({"app/package/global_tables.py.j2"})
 # Only for apps with stream-stream joins.
 JOINS_ONLY = frozenset({"app/package/joins.py.j2"})
+# Only for apps with foreign-key joins.
+FK_ONLY = frozenset({"app/package/fk.py.j2"})
 STATEFUL_ONLY = frozenset(
     {
         "app/package/state.py.j2",
@@ -147,6 +150,8 @@ def render(plan: AppPlan) -> dict[str, str]:
         if template in GLOBAL_ONLY and not plan.global_tables:
             continue
         if template in JOINS_ONLY and not plan.join_sides:
+            continue
+        if template in FK_ONLY and not plan.foreign_key_joins:
             continue
         if template in TASKS_ONLY and not plan.task_groups:
             continue  # no sub-topology reads several topics: records go in fetch order

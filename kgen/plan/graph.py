@@ -73,6 +73,26 @@ class StreamJoinSide:
     key_format: str
 
 
+@dataclass(frozen=True)
+class ForeignKeyJoin:
+    """A table joined with a table by a foreign key (Kafka Streams' KIP-213): the left
+    table's rows subscribe, through a topic keyed by foreign key, to the right table's row;
+    the right side answers through a topic keyed by the left row's key, with a hash of the
+    left value it answered, so that an answer to a value since replaced is dropped."""
+
+    name: str
+    left_topic: str
+    right_topic: str
+    right_table: str
+    left_store: str
+    right_store: str
+    # (foreign key, left key) -> the subscription, in the right table's sub-topology.
+    subscription_store: str
+    subscription_topic: str
+    response_topic: str
+    left: bool
+
+
 @dataclass(eq=False)
 class Node:
     name: str
@@ -108,6 +128,8 @@ class Node:
     glob: GlobalTable | None = None
     # One side of a stream-stream join: its window and stores.
     sjoin: StreamJoinSide | None = None
+    # The parts of a foreign-key join (fk_subscribe, fk_subscription, fk_response).
+    fk: ForeignKeyJoin | None = None
     # A repartition before a stream-stream join: the topics whose most partitions it takes
     # (both sides', so that they stay co-partitioned).
     partitions_from: tuple[str, ...] = ()
@@ -234,7 +256,11 @@ def build(spec: Spec) -> Graph:
     tables = {s.entry: s for s in sources if s.kind == "table_source"}
     globs = {g.name: g for g in spec.global_tables}
     for node in Graph(sources).walk():
-        if node.kind == "join" and isinstance(node.step, Join) and node.step.join in globs:
+        if node.kind == "fk_subscription" and node.fk is not None:
+            # The right table's updates answer the subscriptions too.
+            node.peer = tables[node.fk.right_table]
+            node.peer.reverse.append(node)
+        elif node.kind == "join" and isinstance(node.step, Join) and node.step.join in globs:
             node.glob = globs[node.step.join]
             node.store = node.glob.store
         elif node.kind in ("join", "table_join") and isinstance(node.step, Join):
@@ -338,6 +364,54 @@ def _build_stream(
             attach(node)
         elif isinstance(step, ToStream):
             attach(Node(names.new(base or f"{stream.name}-to-stream"), "to_stream"))
+        elif isinstance(step, Join) and step.foreign_key is not None and isinstance(stream, Table):
+            left_source = prev
+            assert left_source is not None
+            fk = _foreign_key_join(spec, stream, step)
+            label = fk.name
+            attach(
+                Node(
+                    names.new(f"{label}-subscribe"),
+                    "fk_subscribe",
+                    step.foreign_key,
+                    step=step,
+                    fk=fk,
+                )
+            )
+            subscription = Node(
+                names.new(f"{label}-subscription"),
+                "fk_subscription",
+                step=step,
+                store=fk.subscription_store,
+                fk=fk,
+            )
+            sources.append(
+                Node(
+                    names.new(f"{label}-subscription-source"),
+                    "source",
+                    topics=[fk.subscription_topic],
+                    internal=True,
+                    children=[subscription],
+                )
+            )
+            response = Node(
+                names.new(f"{label}-response"),
+                "fk_response",
+                step.joiner,
+                step=step,
+                fk=fk,
+                peer=left_source,
+            )
+            sources.append(
+                Node(
+                    names.new(f"{label}-response-source"),
+                    "source",
+                    topics=[fk.response_topic],
+                    internal=True,
+                    children=[response],
+                )
+            )
+            prev = response  # the join's result goes on from the answers
         elif isinstance(step, Join) and step.windowed and isinstance(stream, Stream):
             label = base or f"{stream.name}-join"
             parts = _stream_join(spec, stream, j, label=label, names=names, keys=keys)
@@ -496,6 +570,25 @@ def _stream_join(
             children=[other],
         )
     return nodes
+
+
+def _foreign_key_join(spec: Spec, table: Table, step: Join) -> ForeignKeyJoin:
+    """Named as Kafka Streams names them (TableJoined.as): after the step, else
+    '<table>-fk-join'."""
+    right = next(t for t in spec.tables if t.name == step.join)
+    name = step.foreign_key_name(table.name)
+    return ForeignKeyJoin(
+        name=name,
+        left_topic=table.from_,
+        right_topic=right.from_,
+        right_table=right.name,
+        left_store=table.store,
+        right_store=right.store,
+        subscription_store=f"{name}-subscription-store",
+        subscription_topic=f"{spec.app}-{name}-subscription-registration-topic",
+        response_topic=f"{spec.app}-{name}-subscription-response-topic",
+        left=step.how == "left",
+    )
 
 
 def _key_format(spec: Spec, name: str) -> str:

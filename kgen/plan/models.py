@@ -91,6 +91,19 @@ class JoinSidePlan:
 
 
 @dataclass(frozen=True)
+class ForeignKeyJoinPlan:
+    """A foreign-key join's internal topics and stores (the runtime's fk module)."""
+
+    name: str
+    subscription_topic: str
+    response_topic: str
+    left_store: str
+    right_store: str
+    subscription_store: str
+    left: bool
+
+
+@dataclass(frozen=True)
 class StorePlan:
     name: str
     type: str  # "rocksdb" | "memory"
@@ -238,6 +251,8 @@ class AppPlan:
     global_tables: tuple[GlobalTablePlan, ...]
     # Stream-stream joins: each side's processor.
     join_sides: tuple[JoinSidePlan, ...]
+    # Foreign-key table-table joins.
+    foreign_key_joins: tuple[ForeignKeyJoinPlan, ...]
     # Some store (or global table) keeps its data in RocksDB: the app needs rocksdict.
     uses_rocksdb: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).

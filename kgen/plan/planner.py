@@ -10,6 +10,7 @@ from kgen.plan import graph, windows
 from kgen.plan.models import (
     AppPlan,
     EmitFunction,
+    ForeignKeyJoinPlan,
     FunctionImport,
     GlobalTablePlan,
     InternalTopicPlan,
@@ -79,6 +80,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     for node in repartitions:
         assert node.formats is not None
         formats[node.topics[0]] = TopicFormats(*node.formats)
+    # A foreign-key join's topics: keyed by the right table's key, and by the left one's.
+    fk_joins = list({id(n.fk): n.fk for n in nodes if n.fk is not None}.values())
+    for fk in fk_joins:
+        formats[fk.subscription_topic] = TopicFormats(spec.topics[fk.right_topic].key, "bytes")
+        formats[fk.response_topic] = TopicFormats(spec.topics[fk.left_topic].key, "bytes")
     # Sinks of windowed results write windowed keys (Kafka Streams' TimeWindowedSerde).
     windowed_sinks = _windowed_sinks(g)
     for topic, window in windowed_sinks.items():
@@ -131,6 +137,8 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         for f in (spec.topics[name].key, spec.topics[name].value)
     }
     used_formats.update(f for node in repartitions for f in node.formats or ())
+    if fk_joins:
+        used_formats.add("bytes")
     used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
     windowed = {f for f in used_formats if f.startswith(("windowed_", "session_"))}
     windowed |= {formats[t].key for t in windowed_sinks}
@@ -173,7 +181,8 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         module_imports=tuple(sorted(set(spec.imports))),
         function_imports=function_imports,
         blocks=tuple(blocks),
-        internal_source_topics=tuple(n.topics[0] for n in repartitions),
+        internal_source_topics=tuple(n.topics[0] for n in repartitions)
+        + tuple(t for fk in fk_joins for t in (fk.subscription_topic, fk.response_topic)),
         internal_topics=internal,
         stores=stores,
         emit_functions=tuple(emit_functions),
@@ -196,6 +205,18 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         or any(g.type == "rocksdb" for g in global_tables),
         global_tables=global_tables,
         join_sides=_join_sides(g),
+        foreign_key_joins=tuple(
+            ForeignKeyJoinPlan(
+                fk.name,
+                fk.subscription_topic,
+                fk.response_topic,
+                fk.left_store,
+                fk.right_store,
+                fk.subscription_store,
+                fk.left,
+            )
+            for fk in fk_joins
+        ),
         drops=any(
             n.window is not None or n.sjoin is not None or (n.kind == "source" and n.logic)
             for n in nodes
@@ -209,7 +230,8 @@ def plan(loaded: LoadedSpec) -> AppPlan:
 
 def _table_sinks(g: graph.Graph) -> tuple[str, ...]:
     out: list[str] = []
-    stack = [n for n in g.walk() if _stateful(n)]
+    # (A foreign-key join's answers are its result table's updates.)
+    stack = [n for n in g.walk() if _stateful(n) or n.kind == "fk_response"]
     seen: set[int] = set()
     while stack:
         node = stack.pop()
@@ -321,6 +343,47 @@ def _state(
                         (("cleanup.policy", "delete"), ("retention.ms", "-1")),
                     )
                 )
+            if node.kind == "fk_subscribe" and node.fk is not None:
+                # Its topics: as many partitions as the table whose key they are keyed by.
+                fk = node.fk
+                for topic, like in (
+                    (fk.subscription_topic, fk.right_topic),
+                    (fk.response_topic, fk.left_topic),
+                ):
+                    internal.append(
+                        InternalTopicPlan(
+                            topic,
+                            "repartition",
+                            None,
+                            (like,),
+                            (("cleanup.policy", "delete"), ("retention.ms", "-1")),
+                        )
+                    )
+                continue
+            if node.kind == "fk_subscription" and node.fk is not None:
+                store = node.fk.subscription_store
+                config = spec.stores.get(store) or StoreConfig()
+                changelog = graph.changelog_topic(spec.app, store)
+                stores.append(
+                    StorePlan(
+                        name=store,
+                        type=config.type,
+                        kind="fk_subscription",
+                        cache_max_entries=config.cache_max_entries,
+                        key_format="bytes",
+                        value_format="bytes",
+                        raw_values=True,
+                        changelog_topic=changelog,
+                        source_topics=topics,
+                        emit_function=_emit_name(store),
+                    )
+                )
+                internal.append(
+                    InternalTopicPlan(
+                        changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
+                    )
+                )
+                continue
             if node.kind == "stream_join":
                 stores_, internal_ = _join_stores(spec, node, topics)
                 stores += stores_

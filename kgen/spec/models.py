@@ -339,6 +339,9 @@ class Join(StepBase):
     before: Duration | None = None
     after: Duration | None = None
     grace: Duration | None = None
+    # A table joined with a table by a foreign key (KIP-213, KTable#join with a foreign key
+    # extractor): the right table's key, computed from the left row (`key` and `value`).
+    foreign_key: Logic | None = None
     # A stream-stream join's stores are named after this (default: the step's name, else
     # '<stream>-join'): '<store>-this-join-store', '-other-join-store', '-shared-join-store'.
     store: Name | None = None
@@ -352,6 +355,11 @@ class Join(StepBase):
         before = self.before if self.before is not None else self.within
         after = self.after if self.after is not None else self.within
         return duration_ms(before or "0ms"), duration_ms(after or "0ms")
+
+    def foreign_key_name(self, table: str) -> str:
+        """A foreign-key join's name, in its internal topics and its subscription store (as
+        Kafka Streams' TableJoined.as): the step's name, else '<table>-fk-join'."""
+        return self.name or f"{table}-fk-join"
 
     def store_names(self, stream: str) -> tuple[str, ...]:
         """A stream-stream join's stores: this side's records, the other side's, and (left

@@ -320,6 +320,33 @@ def stream_stream_join(rng: random.Random) -> Case:
     ]
 
 
+def fk_join(rng: random.Random) -> Case:
+    """Orders (few keys) name their product in the value ("p": missing, null, or a product
+    that may have no row) and change it; products are updated and deleted; both topics have
+    tombstones and null keys."""
+    products = ["p1", "p2", "ṗ3", ""]
+
+    def order() -> dict[str, Any] | None:
+        if rng.random() < 0.2:
+            return None
+        order: dict[str, Any] = {"n": rng.randint(0, 9)}
+        if rng.random() < 0.9:
+            order["p"] = None if rng.random() < 0.1 else rng.choice(products)
+        return order
+
+    def product() -> str | None:
+        return None if rng.random() < 0.25 else rng.choice(WORDS)
+
+    records = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.55:
+            key = rng.choice(["o1", "o2", "ö3", "", None])
+            records.append(_record("fk-orders", key, order(), rng))
+        else:
+            records.append(_record("fk-products", rng.choice([*products, None]), product(), rng))
+    return records
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -339,6 +366,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "rekeyed-join": rekeyed_join,
     "table-table-join": table_table_join,
     "stream-stream-join": stream_stream_join,
+    "fk-join": fk_join,
 }
 
 

@@ -167,6 +167,10 @@ class Checks:
                 store = getattr(step, "store", None)
                 if isinstance(step, Suppress):
                     store = step.store_name(entry.name)
+                if isinstance(step, Join) and step.foreign_key is not None:
+                    name = f"{step.foreign_key_name(entry.name)}-subscription-store"
+                    writers.setdefault(name, []).append((*base, "steps", j))
+                    continue
                 if isinstance(step, Join) and step.windowed:
                     for name in step.store_names(entry.name):
                         writers.setdefault(name, []).append((*base, "steps", j))

@@ -313,6 +313,8 @@ def check_join(c: Checks, base: Loc, step: Join) -> None:
     logic(c, (*base, "joiner"), step.joiner, other=True, other_key=glob)
     if step.key is not None:
         logic(c, (*base, "key"), step.key)
+    if step.foreign_key is not None:
+        logic(c, (*base, "foreign_key"), step.foreign_key)
     tables = [t.name for t in c.spec.tables] + [g.name for g in c.spec.global_tables]
     if is_stream_join(c.spec, step):
         check_stream_join(c, base, step)
@@ -400,6 +402,17 @@ def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: 
     """Outer joins are for two tables; a table joins another as read from its topic."""
     step = entry.steps[j]
     assert isinstance(step, Join)
+    globs = {g.name for g in c.spec.global_tables}
+    if step.foreign_key is not None and (
+        flow != "table" or is_stream_join(c.spec, step) or step.join in globs
+    ):
+        c.error(
+            (*base, "foreign_key"),
+            "foreign_key joins a table with a [[tables]] entry: streams join on the record's key "
+            "(or a global table's lookup key)",
+            "drop foreign_key, or join two [[tables]] entries",
+        )
+        return
     if is_stream_join(c.spec, step):
         if flow != "stream":
             c.error(
@@ -429,6 +442,12 @@ def check_join_sides(c: Checks, base: Loc, entry: Stream | Table, j: int, flow: 
             "a stream joins a table inner or left: only a table joined with a table is outer "
             "(as in Kafka Streams)",
             "use how = 'left' to keep records without a row",
+        )
+    if step.foreign_key is not None and step.how == "outer" and flow == "table":
+        c.error(
+            (*base, "how"),
+            "a foreign-key join is inner or left (as in Kafka Streams)",
+            "use how = 'left' to keep rows whose foreign key has no row",
         )
     if flow == "table" and (not isinstance(entry, Table) or j != 0):
         c.error(

@@ -26,6 +26,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.SessionWindows;
 import org.apache.kafka.streams.kstream.SlidingWindows;
+import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.Suppressed;
 import org.apache.kafka.streams.kstream.TimeWindows;
@@ -79,7 +80,8 @@ final class Twins {
                 Map.entry("stream-global-join", streamGlobalJoin(sinkPrefix)),
                 Map.entry("rekeyed-join", rekeyedJoin(sinkPrefix)),
                 Map.entry("table-table-join", tableTableJoin(sinkPrefix)),
-                Map.entry("stream-stream-join", streamStreamJoin(sinkPrefix)));
+                Map.entry("stream-stream-join", streamStreamJoin(sinkPrefix)),
+                Map.entry("fk-join", fkJoin(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -602,5 +604,42 @@ final class Twins {
                 Map.of("left", STRING_STRING, "right", STRING_STRING),
                 Map.of("ss-inner", STRING_STRING, "ss-left", STRING_STRING, "ss-outer", STRING_STRING,
                         "ss-rekeyed", STRING_STRING));
+    }
+
+    /** An order's product, from its value: "p", or null (missing, JSON null, not an object). */
+    static String foreignProductOf(JsonNode order) {
+        JsonNode p = order == null || !order.isObject() ? null : order.get("p");
+        return p == null || p.isNull() ? null : p.asText();
+    }
+
+    static JsonNode withProduct(JsonNode order, String product) {
+        ObjectNode out = JsonNodeFactory.instance.objectNode();
+        out.set("order", order);
+        if (product == null) {
+            out.putNull("product");
+        } else {
+            out.put("product", product);
+        }
+        return out;
+    }
+
+    static Twin fkJoin(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    KTable<String, JsonNode> orders =
+                            builder.table("fk-orders", Consumed.with(S, J), store("fk-orders", J));
+                    KTable<String, String> products =
+                            builder.table("fk-products", Consumed.with(S, S), store("fk-products", S));
+                    orders.join(products, Twins::foreignProductOf, Twins::withProduct, TableJoined.as("fk-inner"))
+                            .toStream()
+                            .to(sinks + "fk-inner", Produced.with(S, J));
+                    orders.leftJoin(products, Twins::foreignProductOf, Twins::withProduct, TableJoined.as("fk-left"))
+                            .toStream()
+                            .to(sinks + "fk-left", Produced.with(S, J));
+                    return builder.build();
+                },
+                Map.of("fk-orders", STRING_JSON, "fk-products", STRING_STRING),
+                Map.of("fk-inner", STRING_JSON, "fk-left", STRING_JSON));
     }
 }
