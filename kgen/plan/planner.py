@@ -563,6 +563,16 @@ def _subtopologies(spec: Spec, g: graph.Graph) -> tuple[SubTopology, ...]:
             if node.kind == "join" and isinstance(node.step, Join):
                 what = "global table" if node.glob is not None else "table"
                 detail = f"{node.step.how} join with {what} {node.step.join}, store: {node.store}"
+            if node.fk is not None:
+                fk = node.fk
+                how = "left" if fk.left else "inner"
+                detail = {
+                    "fk_subscribe": f"{how} foreign-key join with table {fk.right_table}, "
+                    f"subscribes through {fk.subscription_topic}",
+                    "fk_subscription": f"answers through {fk.response_topic} (and at every "
+                    f"update of table {fk.right_table}), store: {fk.subscription_store}",
+                    "fk_response": f"{how} foreign-key join's results, store read: {fk.left_store}",
+                }[node.kind]
             if node.sjoin is not None and isinstance(node.step, Join):
                 side = node.sjoin
                 stores = ", ".join(

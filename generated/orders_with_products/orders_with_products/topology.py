@@ -11,16 +11,16 @@ dispatch through a framework. Keys and values stay raw bytes until an expression
         Source: products-source (topics: [products], table, store: products)
         Source: orders-fk-join-subscription-source (topics: [orders-with-products-orders-fk-join-subscription-registration-topic])
           --> orders-fk-join-subscription
-        Processor: orders-fk-join-subscription (fk_subscription, store: orders-fk-join-subscription-store)
+        Processor: orders-fk-join-subscription (answers through orders-with-products-orders-fk-join-subscription-response-topic (and at every update of table products), store: orders-fk-join-subscription-store)
           <-- orders-fk-join-subscription-source
        Sub-topology: 1
         Source: orders-source (topics: [order-rows], table, store: orders)
           --> orders-fk-join-subscribe
         Source: orders-fk-join-response-source (topics: [orders-with-products-orders-fk-join-subscription-response-topic])
           --> orders-fk-join-response
-        Processor: orders-fk-join-subscribe (fk_subscribe)
+        Processor: orders-fk-join-subscribe (left foreign-key join with table products, subscribes through orders-with-products-orders-fk-join-subscription-registration-topic)
           <-- orders-source
-        Processor: orders-fk-join-response (fk_response)
+        Processor: orders-fk-join-response (left foreign-key join's results, store read: orders)
           --> orders-to
           <-- orders-fk-join-response-source
         Sink: orders-to (topic: orders-priced)

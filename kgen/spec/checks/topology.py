@@ -166,6 +166,20 @@ def check_internal_topics(c: Checks) -> None:
             steps[id(step)] = (*base, "steps", j)
     internal: dict[str, tuple[Loc, str]] = {}
     for node in graph.build(c.spec).walk():
+        if node.kind == "fk_subscribe" and node.fk is not None and node.step is not None:
+            loc = steps[id(node.step)]
+            what = f"an internal topic of the foreign-key join at line {c.line(loc)}"
+            for topic in (node.fk.subscription_topic, node.fk.response_topic):
+                if topic in internal:
+                    c.error(
+                        loc,
+                        f"this join's internal topic {topic!r} is already {internal[topic][1]}",
+                        "give one of the joins another name = '...': a foreign-key join's "
+                        "topics are '<app>-<name>-subscription-registration-topic' and "
+                        "'-subscription-response-topic'",
+                    )
+                internal.setdefault(topic, (loc, what))
+            continue
         if node.kind != "repartition" or node.step is None:
             continue
         loc = steps[id(node.step)]
@@ -190,5 +204,6 @@ def check_internal_topics(c: Checks) -> None:
                 ("topics", topic),
                 f"topic {topic!r} is {what}, which the app creates and owns",
                 "rename the topic: the app's internal topics are '<app>-<step name or "
-                "store>-repartition' and '<app>-<store>-changelog'",
+                "store>-repartition', '<app>-<store>-changelog' and a foreign-key join's "
+                "'<app>-<name>-subscription-registration-topic' / '-subscription-response-topic'",
             )
