@@ -15,7 +15,12 @@ from kgen.spec.checks.imports import check_imports
 from kgen.spec.checks.settings import check_app, check_topics
 from kgen.spec.checks.steps import check_global_tables, check_step, check_streams, check_tables
 from kgen.spec.checks.testcases import check_tests
-from kgen.spec.checks.topology import check_graph, check_internal_topics, check_stores
+from kgen.spec.checks.topology import (
+    check_copartitioning,
+    check_graph,
+    check_internal_topics,
+    check_stores,
+)
 from kgen.spec.errors import SpecError
 from kgen.spec.locator import Locator
 from kgen.spec.models import Spec
@@ -62,4 +67,5 @@ def check(
     if not damage.parts and not any(not p.warning for p in c.problems):
         # The graph is only built from a spec without other errors.
         check_internal_topics(c)
+        check_copartitioning(c)
     return c.problems

@@ -207,3 +207,37 @@ def check_internal_topics(c: Checks) -> None:
                 "store>-repartition', '<app>-<store>-changelog' and a foreign-key join's "
                 "'<app>-<name>-subscription-registration-topic' / '-subscription-response-topic'",
             )
+
+
+def check_copartitioning(c: Checks) -> None:
+    """A join's topics whose partition counts the spec declares must agree: a record and the
+    row or records it joins meet only in the same partition number (the app checks the
+    topics it finds at start too, for counts the spec does not declare)."""
+    steps: dict[int, Loc] = {}
+    for base, entry in entries(c.spec):
+        for j, step in enumerate(entry.steps):
+            steps[id(step)] = (*base, "steps", j)
+    reported: set[int] = set()
+    for component in graph.build(c.spec).components():
+        joins = [n for n in component if (n.kind == "join" and n.glob is None) or n.sjoin]
+        if not joins or joins[0].step is None or id(joins[0].step) in reported:
+            continue
+        topics = sorted(
+            {
+                t
+                for n in component
+                if n.kind in ("source", "table_source") and not n.internal
+                for t in n.topics
+            }
+        )
+        counts = {t: c.spec.topics[t].partitions for t in topics if t in c.spec.topics}
+        declared = {t: n for t, n in counts.items() if n is not None}
+        if len(set(declared.values())) > 1:
+            reported.add(id(joins[0].step))
+            listed = ", ".join(f"{t!r} has {n}" for t, n in declared.items())
+            c.error(
+                steps[id(joins[0].step)],
+                f"the joined topics must have as many partitions (co-partitioned): {listed}",
+                "give them the same partitions; or re-key one side (select_key) so that the join "
+                "repartitions it, or join a [[global_tables]] entry, which needs none",
+            )
