@@ -218,7 +218,10 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             for fk in fk_joins
         ),
         drops=any(
-            n.window is not None or n.sjoin is not None or (n.kind == "source" and n.logic)
+            n.window is not None
+            or n.sjoin is not None
+            or n.fk is not None
+            or (n.kind == "source" and n.logic)
             for n in nodes
         ),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),

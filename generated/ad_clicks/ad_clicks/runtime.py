@@ -223,7 +223,7 @@ class Runner(Recovery, Rebalancing):
         self._close()
         log.info(
             "%s stopped: %d records processed, %d commits, %d recoveries, %d skipped, %d dead-lettered"
-            ", %d dropped (late, or a negative event time)",
+            ", %d dropped (by Kafka Streams' rules: late, a negative event time, a null key or foreign key at a join)",
             APP_ID,
             self.processed,
             self.commits,

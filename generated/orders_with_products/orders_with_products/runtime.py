@@ -222,13 +222,15 @@ class Runner(Recovery, Rebalancing):
         self.watchdog.tick()
         self._close()
         log.info(
-            "%s stopped: %d records processed, %d commits, %d recoveries, %d skipped, %d dead-lettered",
+            "%s stopped: %d records processed, %d commits, %d recoveries, %d skipped, %d dead-lettered"
+            ", %d dropped (by Kafka Streams' rules: late, a negative event time, a null key or foreign key at a join)",
             APP_ID,
             self.processed,
             self.commits,
             self.recoveries,
             self.errors.skipped,
             self.errors.dead_lettered,
+            self.errors.dropped,
         )
         return code
 
