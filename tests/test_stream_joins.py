@@ -236,3 +236,50 @@ def test_window_bounds_late_records_and_the_order_unmatched_records_come_out(
         (r.key, r.value["clicked"], r.timestamp) for r in driver.read_records("impression-outcomes")
     ]
     assert out == [("e", False, 1_000_000), ("b", True, 1_000_500)]
+
+
+BYTES_SPEC = """
+app = "bytes-join"
+[topics.l]
+key = "string"
+value = "bytes"
+[topics.r]
+key = "string"
+value = "bytes"
+[topics.o]
+key = "string"
+value = "string"
+
+[[streams]]
+name = "r"
+from = "r"
+steps = [{ map_values = "{'n': len(value)}" }]
+
+[[streams]]
+name = "l"
+from = "l"
+steps = [
+  { join = "r", within = "1s", grace = "0s", how = "outer", joiner = "JOINER" },
+  { to = "o" },
+]
+""".replace("JOINER", "repr(value) + '+' + repr(other)")
+
+
+def test_values_are_kept_in_each_sides_format(build_app: BuildApp) -> None:
+    """Bytes (the left side's, unchanged) and JSON (the right side's, mapped) both wait in
+    the stores and come out as they went in."""
+    app = build_app(BYTES_SPEC, "bytes_join")
+    stores = {s.name: s for s in app.module("state").STORES.values()}
+    assert stores["l-join-this-join-store"].value_format == "bytes"
+    assert stores["l-join-other-join-store"].value_format == "json"
+    assert stores["l-join-shared-join-store"].join_value_formats == ("bytes", "json")
+    driver = app.module("driver").TopologyTestDriver()
+    driver.pipe_input("l", "a", b"\x00\xff", timestamp=1_000)
+    driver.pipe_input("r", "b", b"xyz", timestamp=1_500)
+    driver.pipe_input("r", "a", b"12", timestamp=1_800)  # joins a's record
+    driver.pipe_input("l", "z", b"", timestamp=5_000)  # closes b's window
+    out = [(r.key, r.value, r.timestamp) for r in driver.read_records("o")]
+    assert out == [
+        ("a", "b'\\x00\\xff'+{'n': 2}", 1_800),
+        ("b", "None+{'n': 3}", 1_500),
+    ]

@@ -250,19 +250,22 @@ class Fuser(StatefulFuser):
         goes on under its own key and time. A result's failure is its own."""
         step, side = node.step, node.sjoin
         assert isinstance(step, Join) and side is not None
-        values = REPARTITION_VALUE_FORMAT
+        # Kept as the source's format while no step changed the value (bytes stay bytes),
+        # else as JSON.
+        fmt = env["value"].fmt if env["value"].raw is not None else None
+        values = fmt or REPARTITION_VALUE_FORMAT
         self.store_formats[side.this_store] = TopicFormats(side.key_format, values)
         if side.shared_store is not None:
-            self.store_formats[side.shared_store] = TopicFormats("bytes", values)
+            self.store_formats[side.shared_store] = TopicFormats("bytes", "bytes")
         kb = self.fresh("kb")
         self.emit(depth, f"{kb} = {self.encoded(env, 'key', side.key_format)}")
-        value = self.decoded(env, "value", depth)
+        decoded = self.decoded(env, "value", depth)
         timestamp = self.plain(env, "timestamp")
         k, left, right, ts = self.fresh("jk"), self.fresh("lv"), self.fresh("rv"), self.fresh("ts")
         self.emit(
             depth,
             f"for {k}, {left}, {right}, {ts} in stream_join(ctx, {node.name!r}, "
-            f"{self.partition}, {kb}, {value}, {timestamp}):",
+            f"{self.partition}, {kb}, {decoded}, {timestamp}):",
         )
         joined_env = {
             "key": Var(None, k, side.key_format),

@@ -126,6 +126,8 @@ class StorePlan:
     # A stream-stream join's window store: how long it keeps a record (before + after +
     # grace of the window).
     join_retention_ms: int | None = None
+    # A stream-stream join's shared store: the value formats of its left and right records.
+    join_value_formats: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -388,7 +388,7 @@ def _state(
                 )
                 continue
             if node.kind == "stream_join":
-                stores_, internal_ = _join_stores(spec, node, topics)
+                stores_, internal_ = _join_stores(spec, node, topics, fuser)
                 stores += stores_
                 internal += internal_
                 continue
@@ -451,19 +451,26 @@ def _state(
 
 
 def _join_stores(
-    spec: Spec, node: graph.Node, topics: tuple[str, ...]
+    spec: Spec, node: graph.Node, topics: tuple[str, ...], fuser: Fuser
 ) -> tuple[list[StorePlan], list[InternalTopicPlan]]:
     """A stream-stream join side's window store, and (the left side's) the shared store of
-    records waiting for a partner. Window store changelogs are compacted and deleted a day
-    after their records left the store, as Kafka Streams' are."""
+    records waiting for a partner. A side's values are kept in its source's value format while
+    no step changed them, else as JSON; the shared store keeps each side's in that side's.
+    Window store changelogs are compacted and deleted a day after their records left the
+    store, as Kafka Streams' are."""
     side = node.sjoin
     assert side is not None
     retention = side.before_ms + side.after_ms + side.grace_ms
-    made: list[tuple[str, str, int | None]] = [(side.this_store, side.key_format, retention)]
+    this_values = fuser.store_formats[side.this_store].value
+    made: list[tuple[str, str, str, int | None]] = [
+        (side.this_store, side.key_format, this_values, retention)
+    ]
+    sides: tuple[str, str] | None = None
     if side.left and side.shared_store is not None:
-        made.append((side.shared_store, "bytes", None))
+        made.append((side.shared_store, "bytes", "bytes", None))
+        sides = (this_values, fuser.store_formats[side.other_store].value)
     stores, internal = [], []
-    for name, key_format, keep in made:
+    for name, key_format, value_format, keep in made:
         config = spec.stores.get(name) or StoreConfig()
         changelog = graph.changelog_topic(spec.app, name)
         changelog_config: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
@@ -479,12 +486,13 @@ def _join_stores(
                 kind="join_window" if keep is not None else "join_shared",
                 cache_max_entries=config.cache_max_entries,
                 key_format=key_format,
-                value_format=graph.REPARTITION_VALUE_FORMAT,
-                raw_values=False,
+                value_format=value_format,
+                raw_values=keep is None,
                 changelog_topic=changelog,
                 source_topics=topics,
                 emit_function=_emit_name(name),
                 join_retention_ms=keep,
+                join_value_formats=None if keep is not None else sides,
             )
         )
         internal.append(InternalTopicPlan(changelog, "changelog", None, topics, changelog_config))

@@ -143,8 +143,6 @@ def _emit_closed(
         closed.append(stored)
     for stored in closed:
         t, left, key = int.from_bytes(stored[:8], "big", signed=True), stored[8] == 1, stored[9:]
-        entry = shared.get(stored)
-        if entry is not None:
-            for waiting in entry[0]:
-                out.append((key, waiting, None, t) if left else (key, None, waiting, t))
+        for waiting in shared.waiting(stored):
+            out.append((key, waiting, None, t) if left else (key, None, waiting, t))
         shared.remove(t, left, key)

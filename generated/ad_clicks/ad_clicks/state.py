@@ -46,6 +46,8 @@ class StoreSpec:
     cache_max_entries: int
     # A stream-stream join's window store: how long it keeps a record (ms).
     join_retention: int | None = None
+    # A stream-stream join's shared store: its left and right records' value formats.
+    join_value_formats: tuple[str, str] | None = None
 
 
 # In topological order: flushing one store may update a later one.
@@ -76,11 +78,12 @@ STORES: dict[str, StoreSpec] = {
         "impressions-join-shared-join-store",
         "rocksdb",
         "bytes",
-        "json",
-        False,
+        "bytes",
+        True,
         "ad-clicks-impressions-join-shared-join-store-changelog",
         ("clicks", "impressions"),
         10000,
+        join_value_formats=("json", "json"),
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())
@@ -303,17 +306,41 @@ class SharedJoinStore(Store):
     """The records of a left or outer stream-stream join still waiting for a partner, until
     their window closes (Kafka Streams' outer-join store). Keys are the time (8 bytes
     big-endian), the side (1 left, 0 right) and the key's bytes, in the order records go out;
-    a value is the list of that key's records' values at that time."""
+    a value is that key's records' values at that time, each in its side's format after its
+    length (4 bytes)."""
 
     def __init__(self, spec: StoreSpec, partition: int, backend: Backend, send: Send) -> None:
         super().__init__(spec, partition, backend, _no_update, send)
+        assert spec.join_value_formats is not None
+        left, right = spec.join_value_formats
+        # Side byte -> its values' serializer and deserializer.
+        self.codecs = {
+            1: (SERIALIZERS[left], DESERIALIZERS[left]),
+            0: (SERIALIZERS[right], DESERIALIZERS[right]),
+        }
         self.keys = SortedKeys(stored for stored, _ in backend.items())
 
     def add(self, timestamp: int, left: bool, key: bytes, value: Any) -> None:
         stored = timestamp.to_bytes(8, "big", signed=True) + (b"\x01" if left else b"\x00") + key
+        data = self.codecs[stored[8]][0](value)
+        assert isinstance(data, bytes)
         entry = self.get(stored)
-        self.put(stored, [value] if entry is None else [*entry[0], value], timestamp)
+        piece = len(data).to_bytes(4, "big") + data
+        self.put(stored, piece if entry is None else entry[0] + piece, timestamp)
         self.keys.add(stored)
+
+    def waiting(self, stored: bytes) -> list[Any]:
+        """The values of the records waiting under a key, in the order they came."""
+        entry = self.get(stored)
+        if entry is None:
+            return []
+        data, values, at = entry[0], [], 0
+        deserialize = self.codecs[stored[8]][1]
+        while at < len(data):
+            size = int.from_bytes(data[at : at + 4], "big")
+            values.append(deserialize(data[at + 4 : at + 4 + size]))
+            at += 4 + size
+        return values
 
     def remove(self, timestamp: int, left: bool, key: bytes) -> None:
         """The record(s) found a partner."""
