@@ -35,12 +35,10 @@ from typing import Any, Protocol
 from confluent_kafka import Message
 
 from .errors import Produce
-from .fk import (
-    foreign_update as fk_foreign_update,
-    receive as fk_receive,
-    resolve as fk_resolve,
-    subscribe as fk_subscribe,
-)
+from .fk import foreign_update as fk_foreign_update
+from .fk import receive as fk_receive
+from .fk import resolve as fk_resolve
+from .fk import subscribe as fk_subscribe
 from .serde import deserialize_json, deserialize_string, serialize_json, serialize_string
 from .state import Store, SubscriptionStore
 
