@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,6 +64,34 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
                 time.sleep(0.2)
     finally:
         consumer.close()
+
+
+def kill_at_thresholds(
+    app_dir: Path,
+    bootstrap: str,
+    log: Path,
+    progress: tuple[str, str, int],
+    thresholds: tuple[int, ...],
+    *args: str,
+) -> list[int]:
+    """Start the app and SIGKILL it once the group has committed `threshold` records of a topic
+    (`progress`: group, topic, partitions), once per threshold, each run on from the last;
+    returns the counts seen at the kills. Bounded: 180 s a run."""
+    group, topic, partitions = progress
+    kills = []
+    for threshold in thresholds:
+        app = start_app(app_dir, bootstrap, log, *args)
+        deadline = time.monotonic() + 180
+        while True:
+            done = sum(max(o, 0) for o in committed_offsets(bootstrap, group, topic, partitions))
+            if done >= threshold:
+                break
+            assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.05)
+        os.kill(app.pid, signal.SIGKILL)
+        app.wait(30)
+        kills.append(done)
+    return kills
 
 
 def start_app(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -8,13 +8,10 @@ the same transactions as everything else."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
-from example_apps import build_example, committed_offsets, start_app
+from example_apps import build_example, kill_at_thresholds, start_app
 
 from kgen import topics
 
@@ -65,22 +62,17 @@ def test_fk_join_killed_twice_writes_each_order_once_with_its_product(
     app_dir = build_example("orders-with-products", app_id, tmp_path)
     log = tmp_path / "app.log"
     state = str(tmp_path / "state")
+    # Killed once results (answers taken back on the orders' side) reach 4,000, then once more
+    # 8,000 later.
     responses = f"{app_id}-orders-fk-join-subscription-response-topic"
-    kills = []
-    # The second run starts where the first was killed: it is killed 8,000 results later.
-    for threshold in (4_000, 12_000):
-        app = start_app(app_dir, kafka_bootstrap, log, "--state-dir", state, "--batch-size", "200")
-        deadline = time.monotonic() + 180
-        while True:
-            # Answers taken back on the orders' side: results written.
-            done = sum(max(o, 0) for o in committed_offsets(kafka_bootstrap, app_id, responses, 3))
-            if done >= threshold:
-                break
-            assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.05)
-        os.kill(app.pid, signal.SIGKILL)
-        app.wait(30)
-        kills.append(done)
+    kills = kill_at_thresholds(
+        app_dir,
+        kafka_bootstrap,
+        log,
+        (app_id, responses, 3),
+        (4_000, 12_000),
+        *("--state-dir", state, "--batch-size", "200"),
+    )
     app = start_app(app_dir, kafka_bootstrap, log, "--state-dir", state, "--stop-when-idle", "8")
     assert app.wait(300) == 0, log.read_text()[-4000:]
     out = topics.read_committed(kafka_bootstrap, "orders-priced")

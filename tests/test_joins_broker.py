@@ -5,13 +5,10 @@ see, on the real broker."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
-from example_apps import build_example, committed_offsets, start_app
+from example_apps import build_example, kill_at_thresholds, start_app
 
 from kgen import topics
 
@@ -51,24 +48,14 @@ def test_enrichment_killed_twice_writes_each_order_once_with_its_customer(
     app_dir = build_example("orders-with-customers", app_id, tmp_path)
     log = tmp_path / "app.log"
     state = str(tmp_path / "state")
-    kills = []
-    for threshold in (6_000, 18_000):
-        app = start_app(app_dir, kafka_bootstrap, log, "--state-dir", state, "--batch-size", "500")
-        deadline = time.monotonic() + 180
-        while True:
-            done = sum(
-                max(o, 0)
-                for o in committed_offsets(
-                    kafka_bootstrap, app_id, "orders-by-customer", PARTITIONS
-                )
-            )
-            if done >= threshold:
-                break
-            assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.05)
-        os.kill(app.pid, signal.SIGKILL)
-        app.wait(30)
-        kills.append(done)
+    kills = kill_at_thresholds(
+        app_dir,
+        kafka_bootstrap,
+        log,
+        (app_id, "orders-by-customer", PARTITIONS),
+        (6_000, 18_000),
+        *("--state-dir", state, "--batch-size", "500"),
+    )
     app = start_app(app_dir, kafka_bootstrap, log, "--state-dir", state, "--stop-when-idle", "5")
     assert app.wait(240) == 0, log.read_text()[-4000:]
     out = topics.read_committed(kafka_bootstrap, "orders-enriched")

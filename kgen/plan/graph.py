@@ -316,7 +316,7 @@ def _build_stream(
         """Write to the repartition topic of `sink`; what follows reads it back."""
         nonlocal prev
         attach(sink)
-        prev = Node(names.new(source_name), "source", topics=list(sink.topics), internal=True)
+        prev = _internal_source(names, source_name, sink.topics[0])
         sources.append(prev)
 
     for j, step in enumerate(stream.steps):
@@ -386,12 +386,8 @@ def _build_stream(
                 fk=fk,
             )
             sources.append(
-                Node(
-                    names.new(f"{label}-subscription-source"),
-                    "source",
-                    topics=[fk.subscription_topic],
-                    internal=True,
-                    children=[subscription],
+                _internal_source(
+                    names, f"{label}-subscription-source", fk.subscription_topic, subscription
                 )
             )
             response = Node(
@@ -403,13 +399,7 @@ def _build_stream(
                 peer=left_source,
             )
             sources.append(
-                Node(
-                    names.new(f"{label}-response-source"),
-                    "source",
-                    topics=[fk.response_topic],
-                    internal=True,
-                    children=[response],
-                )
+                _internal_source(names, f"{label}-response-source", fk.response_topic, response)
             )
             prev = response  # the join's result goes on from the answers
         elif isinstance(step, Join) and step.windowed and isinstance(stream, Stream):
@@ -562,14 +552,17 @@ def _stream_join(
         nodes.left_repartition = sink("left")
     if right_changed:
         nodes.right_input = sink("right")
-        nodes.right_source = Node(
-            names.new(f"{label}-right-repartition-source"),
-            "source",
-            topics=list(nodes.right_input.topics),
-            internal=True,
-            children=[other],
+        topic = nodes.right_input.topics[0]
+        nodes.right_source = _internal_source(
+            names, f"{label}-right-repartition-source", topic, other
         )
     return nodes
+
+
+def _internal_source(names: _Names, name: str, topic: str, *children: Node) -> Node:
+    """A source reading an internal topic back: a repartition topic, or a foreign-key join's
+    subscription or response topic."""
+    return Node(names.new(name), "source", topics=[topic], internal=True, children=list(children))
 
 
 def _foreign_key_join(spec: Spec, table: Table, step: Join) -> ForeignKeyJoin:
