@@ -244,3 +244,34 @@ def test_a_mismatched_changelog_stops_the_app(
     assert changelog in text and message in text, text[-3000:]
     # Nothing was processed: the input is still uncommitted.
     assert _committed_lines(bootstrap, app_id) == 0
+
+
+def test_a_restart_purges_what_earlier_runs_committed(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Repartition records consumed and committed by a run that ended before its next purge
+    are purged by the next run, even when it reads nothing more of those partitions (CI saw
+    a crash test's last run purge only the one partition it still had records of)."""
+    bootstrap, app_id = kafka_bootstrap, "wc-purge"
+    lines = _lines(6_000)
+    expected = _expected(lines)
+    _prepare(bootstrap, app_id, lines)
+    app = build_example("wordcount", app_id, tmp_path)
+    log, state = tmp_path / "run.log", str(tmp_path / "state")
+    repartition = f"{app_id}-word-counts-repartition"
+    # First run, with the default purge interval (30 s): stopped before it purges.
+    first = start_app(app, bootstrap, log, "--state-dir", state)
+    wait_for_word_counts(bootstrap, expected, [first], log)
+    _stop([first], log)
+    assert sum(_low_watermarks(bootstrap, repartition)) == 0
+    committed = committed_offsets(bootstrap, app_id, repartition, PARTITIONS)
+    assert all(offset > 0 for offset in committed), committed
+    # Second run: nothing new to read; it purges up to what the first committed.
+    second = start_app(app, bootstrap, log, "--state-dir", state, "--purge-interval-ms", "500")
+    try:
+        deadline = time.monotonic() + 60
+        low = _low_watermarks(bootstrap, repartition)
+        while low != committed and time.monotonic() < deadline:
+            time.sleep(0.5)
+            low = _low_watermarks(bootstrap, repartition)
+    finally:
+        _stop([second], log)
+    assert low == committed, f"low watermarks {low}, committed {committed}"

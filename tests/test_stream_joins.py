@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -137,13 +138,20 @@ def test_waiting_records_survive_a_restart_on_another_disk(
     )
     app = build_example("ad-clicks", app_id, tmp_path)
     log = tmp_path / "app.log"
+    # Times of today: the window stores' changelogs are deleted by time (retention.ms, as Kafka
+    # Streams' are), and records stamped in 1970 would be gone before the restore.
+    t0 = int(time.time() * 1000) - 3_600_000
     # First run: three impressions, one click within its window; the other two wait.
     _produce(
         kafka_bootstrap,
         "impressions",
-        [("i1", {"ad": "shoes"}, 1_000), ("i2", {"ad": "hats"}, 2_000), ("i4", {"ad": "x"}, 3_000)],
+        [
+            ("i1", {"ad": "shoes"}, t0 + 1_000),
+            ("i2", {"ad": "hats"}, t0 + 2_000),
+            ("i4", {"ad": "x"}, t0 + 3_000),
+        ],
     )
-    _produce(kafka_bootstrap, "clicks", [("i4", {"page": "/x"}, 4_000)])
+    _produce(kafka_bootstrap, "clicks", [("i4", {"page": "/x"}, t0 + 4_000)])
     _run(app, kafka_bootstrap, log, tmp_path / "disk-1")
     first = [
         (r.key, json.loads(r.value or b"null"))
@@ -155,7 +163,7 @@ def test_waiting_records_survive_a_restart_on_another_disk(
     _produce(
         kafka_bootstrap,
         "clicks",
-        [("i1", {"page": "/shoes"}, 61_000), ("i3", {"page": "/late"}, 700_000)],
+        [("i1", {"page": "/shoes"}, t0 + 61_000), ("i3", {"page": "/late"}, t0 + 700_000)],
     )
     _run(app, kafka_bootstrap, log, tmp_path / "disk-2")
     text = log.read_text()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from . import APP_ID
+from .settings import INTERNAL_SOURCE_TOPICS
 from .state import Stores
 
 log = logging.getLogger(APP_ID)
@@ -31,6 +32,7 @@ class Rebalancing:
         positions: list[TopicPartition]
         stores: Stores
         newly_assigned: list[TopicPartition]
+        committed_internal: dict[tuple[str, int], int]
 
         def _commit(self) -> None: ...
 
@@ -81,7 +83,10 @@ class Rebalancing:
             # Asking for committed offsets waits until no transaction on these partitions is
             # pending (KIP-447): a dead owner's last transaction is resolved before the
             # changelogs are read, so the restore sees everything that was committed.
-            self.consumer.committed(self.newly_assigned, timeout=TIMEOUT_S)
+            for tp in self.consumer.committed(self.newly_assigned, timeout=TIMEOUT_S):
+                if tp.topic in INTERNAL_SOURCE_TOPICS and tp.offset > 0:
+                    # Records before it may be purged, even if this run reads none of it.
+                    self.committed_internal[tp.topic, tp.partition] = tp.offset
             self.stores.assign((tp.topic, tp.partition) for tp in self.newly_assigned)
             self.newly_assigned = []
         if batch:
