@@ -97,6 +97,10 @@ steps = [
 # from = "$app-customers"
 # store = "customers"
 # A stream joins a table on its key: { join = "customers", joiner = "{**value, 'c': other}" }
+# A stream joins a stream within a window: { join = "clicks", within = "10m", grace = "1m",
+# how = "left", joiner = "{**value, 'click': other}" }. A table joins a table by a foreign key
+# (first step of a [[tables]] entry): { join = "products", foreign_key = "value['product']",
+# joiner = "{**value, 'product': other}" }.
 
 # Global tables: every partition of a topic on every instance (a GlobalKTable), joined by a
 # lookup key computed from the record, e.g. { join = "currencies", key = "value['currency']",
