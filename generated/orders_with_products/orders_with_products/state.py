@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -200,6 +201,62 @@ class Store:
         return {k: v for k, v in out.items() if v is not None}
 
 
+class SortedKeys:
+    """A sorted set of keys in chunks (as sortedcontainers' SortedList): adding and removing
+    one costs a bisection and a chunk's shift, and iteration goes in order from the first, so
+    looking for closed windows does not sort every waiting record each time."""
+
+    CHUNK = 1000
+
+    def __init__(self, keys: Iterable[bytes] = ()) -> None:
+        ordered = sorted(set(keys))
+        self.members = set(ordered)
+        self.chunks = [ordered[i : i + self.CHUNK] for i in range(0, len(ordered), self.CHUNK)]
+        self.maxes = [chunk[-1] for chunk in self.chunks]
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.members
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            yield from chunk
+
+    def add(self, key: bytes) -> None:
+        if key in self.members:
+            return
+        self.members.add(key)
+        if not self.chunks:
+            self.chunks, self.maxes = [[key]], [key]
+            return
+        i = bisect_left(self.maxes, key)
+        if i == len(self.maxes):  # after every key (the usual case: time goes on)
+            i -= 1
+            self.chunks[i].append(key)
+            self.maxes[i] = key
+        else:
+            insort(self.chunks[i], key)
+        chunk = self.chunks[i]
+        if len(chunk) > 2 * self.CHUNK:
+            self.chunks[i : i + 1] = [chunk[: self.CHUNK], chunk[self.CHUNK :]]
+            self.maxes[i : i + 1] = [chunk[self.CHUNK - 1], chunk[-1]]
+
+    def discard(self, key: bytes) -> None:
+        if key not in self.members:
+            return
+        self.members.discard(key)
+        i = bisect_left(self.maxes, key)
+        chunk = self.chunks[i]
+        del chunk[bisect_left(chunk, key)]
+        if chunk:
+            self.maxes[i] = chunk[-1]
+        else:
+            del self.chunks[i]
+            del self.maxes[i]
+
+
 class SubscriptionStore(Store):
     """A foreign-key join's subscriptions: which left rows (by key) subscribe to which right
     row (by foreign key), with the hash of the left value they subscribed with and the left
@@ -209,16 +266,16 @@ class SubscriptionStore(Store):
 
     def __init__(self, spec: StoreSpec, partition: int, backend: Backend, send: Send) -> None:
         super().__init__(spec, partition, backend, _no_subscription_update, send)
-        # Foreign key -> its subscribers' store keys.
-        self.by_foreign_key: dict[bytes, set[bytes]] = {}
+        # Foreign key -> its subscribers' store keys, in order.
+        self.by_foreign_key: dict[bytes, SortedKeys] = {}
         for stored, _ in backend.items():
-            self.by_foreign_key.setdefault(_foreign_key(stored), set()).add(stored)
+            self.by_foreign_key.setdefault(_foreign_key(stored), SortedKeys()).add(stored)
 
     def subscribe(
         self, foreign_key: bytes, key: bytes, subscription: bytes, timestamp: int
     ) -> None:
         stored = len(foreign_key).to_bytes(4, "big") + foreign_key + key
-        self.by_foreign_key.setdefault(foreign_key, set()).add(stored)
+        self.by_foreign_key.setdefault(foreign_key, SortedKeys()).add(stored)
         self.put(stored, subscription, timestamp)
 
     def unsubscribe(self, foreign_key: bytes, key: bytes, timestamp: int) -> None:
@@ -234,7 +291,7 @@ class SubscriptionStore(Store):
     def subscribers(self, foreign_key: bytes) -> list[tuple[bytes, bytes]]:
         """(left key, subscription) of every subscriber of a right row, by left key."""
         found = []
-        for stored in sorted(self.by_foreign_key.get(foreign_key, ())):
+        for stored in self.by_foreign_key.get(foreign_key, ()):
             entry = self.get(stored)
             if entry is not None:
                 found.append((stored[4 + len(foreign_key) :], entry[0]))
@@ -244,7 +301,7 @@ class SubscriptionStore(Store):
         super().abort()
         self.by_foreign_key = {}
         for stored, _ in self.backend.items():
-            self.by_foreign_key.setdefault(_foreign_key(stored), set()).add(stored)
+            self.by_foreign_key.setdefault(_foreign_key(stored), SortedKeys()).add(stored)
 
 
 def _foreign_key(stored: bytes) -> bytes:
