@@ -32,7 +32,7 @@ Topologies:
 
 
 # A stateless app whose sub-topologies read one topic each: no stores, no tasks module, no
-# global tables, no stream-stream joins.
+# global tables, no stream-stream joins, no processors.
 STATELESS_FILES = (
     len(render.FILES)
     - len(render.STATEFUL_ONLY)
@@ -40,6 +40,7 @@ STATELESS_FILES = (
     - len(render.GLOBAL_ONLY)
     - len(render.JOINS_ONLY)
     - len(render.FK_ONLY)
+    - len(render.PROCESSORS_ONLY)
 )
 
 

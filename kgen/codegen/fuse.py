@@ -31,6 +31,7 @@ class Fuser(StatefulFuser):
         self.handler = "ctx.on_error(msg, exc, at)"
         self.origin = self.current = sources[0].name
         self.known, self.last_depth = None, 0
+        self.fail, self.msg = "partial(ctx.on_error, msg)", "msg"
         formats = self.topics[topic]
         # Every part of the record is read from the message where it is used, and only then:
         # a record a filter drops never has its timestamp or headers fetched.
@@ -53,10 +54,15 @@ class Fuser(StatefulFuser):
     def source(self, source: Node, env: Env, formats: TopicFormats, depth: int) -> None:
         if source.kind == "table_source":
             self.table_source(source, env, formats, depth)
-            return
-        if source.logic is not None:
-            depth = self.event_time(source, env, depth)
-        self.children(source, env, depth)
+        else:
+            if source.logic is not None:
+                depth = self.event_time(source, env, depth)
+            self.children(source, env, depth)
+        group = self.task_of.get(source.name)
+        if group is not None:
+            # After the record, as Kafka Streams punctuates after processing one.
+            timestamp = self.plain(env, "timestamp")
+            self.emit(depth, f"ctx.advance({group}, {self.partition}, {timestamp})")
 
     def event_time(self, source: Node, env: Env, depth: int) -> int:
         """The stream's timestamp expression gives the record's timestamp (Kafka Streams'
@@ -100,6 +106,9 @@ class Fuser(StatefulFuser):
             return
         if kind == "fk_response":
             self.fk_response(node, env, depth)
+            return
+        if kind == "process":
+            self.process(node, env, depth)
             return
         if kind == "sink":
             self.produce(node.topics[0], env, depth, repr(node.topics[0]))
@@ -311,6 +320,20 @@ class Fuser(StatefulFuser):
                 self.isolated(depth, partial(self.updates, child, dict(out), Var("None")))
             else:
                 self.updates(child, dict(out), Var("None"), depth)
+
+    def process(self, node: Node, env: Env, depth: int) -> None:
+        """A processor of the user's: it gets the decoded record; what it forwards runs the
+        steps after it (`forward_function`)."""
+        key = self.decoded(env, "key", depth)
+        value = self.decoded(env, "value", depth)
+        timestamp, headers = self.plain(env, "timestamp"), self.plain(env, "headers")
+        if node not in self.processors:
+            self.processors.append(node)
+        self.emit(
+            depth,
+            f"ctx.processor({node.name!r}, {self.partition}).process("
+            f"{self.msg}, {key}, {value}, {timestamp}, {headers}, {self.fail})",
+        )
 
     def branch(self, node: Node, env: Env, depth: int) -> None:
         # Decode everything any predicate reads first: nothing may stand between `elif`s.

@@ -79,6 +79,15 @@ class FuserBase:
         self.last_depth = 0
         # What a failure inside a fork calls: the error policy, with the record or update.
         self.handler = "ctx.on_error(msg, exc, at)"
+        # What a processor's forwards hand their failures to (see processors.py), and the
+        # message its record came from (None where there is none: a store's update).
+        self.fail = "partial(ctx.on_error, msg)"
+        self.msg = "msg"
+        # Sources in a sub-topology with processors -> its task group: their records move
+        # the task's stream time on (stream-time punctuation).
+        self.task_of: dict[str, int] = {}
+        # process nodes reached: each gets a function its forwards run.
+        self.processors: list[Node] = []
 
     def isolated(self, depth: int, emit: Callable[[int], None]) -> None:
         """Code whose failure stays its own: the record still reaches the code after it (a

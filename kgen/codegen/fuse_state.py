@@ -33,6 +33,7 @@ class StatefulFuser(FuserBase):
         self.handler = f"ctx.on_update_error({node.store!r}, part, key, new, exc, at)"
         self.origin = self.current = node.name
         self.known, self.last_depth = None, 0
+        self.fail, self.msg = "reraise", "None"
         formats = self.store_formats[node.store]
         raw_values = node.store in self.raw_stores
         env = {
@@ -64,6 +65,37 @@ class StatefulFuser(FuserBase):
         self.except_(0)
         if not any("produce(" in line for line in self.lines):
             self.lines.remove("produce = ctx.produce")  # a store that only feeds another
+        return self.lines
+
+    def forward_function(self, node: Node) -> list[str]:
+        """The body of `_forward_<node>(ctx, part, key, value, ts, headers, child, fail)`: the
+        steps after a processor, run by its `context.forward`; `child` (when not None) picks
+        one of them, `fail` takes their failures (the record's error policy, or a stop)."""
+        self.lines = []
+        self.partition = "part"
+        self.handler = "fail(exc, at)"
+        self.fail, self.msg = "fail", "None"
+        self.origin = self.current = node.name
+        self.known, self.last_depth = None, 0
+        env = {
+            "key": Var("key"),
+            "value": Var("value"),
+            "timestamp": Var("ts"),
+            "headers": Var("headers"),
+        }
+        self.emit(0, "produce = ctx.produce")
+        self.emit(0, "try:")
+        for child in node.children:
+            if len(node.children) == 1:
+                self.node(child, dict(env), 1)
+                continue
+            self.emit(1, f"if child is None or child == {child.name!r}:")
+            self.isolated(2, partial(self.node, child, dict(env)))
+        if not node.children:
+            self.emit(1, "pass")
+        self.except_(0)
+        if not any("produce(" in line for line in self.lines):
+            self.lines.remove("produce = ctx.produce")
         return self.lines
 
     def updates(self, node: Node, env: Env, old: Var, depth: int) -> None:

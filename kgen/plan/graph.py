@@ -23,6 +23,7 @@ from kgen.spec import (
     MapValues,
     Merge,
     Peek,
+    Process,
     Reduce,
     SelectKey,
     Spec,
@@ -40,7 +41,7 @@ from kgen.spec import (
 # Records repartitioned before a join carry their value as JSON, whatever steps made it.
 REPARTITION_VALUE_FORMAT = "json"
 # Steps after which the key is not what the source partitioned by.
-_KEY_CHANGERS = (Map, FlatMap, SelectKey)
+_KEY_CHANGERS = (Map, FlatMap, SelectKey, Process)
 
 _KINDS: dict[type[StepBase], str] = {
     Filter: "filter",
@@ -99,7 +100,7 @@ class Node:
     # source, filter, filter_not, map, map_values, flat_map, flat_map_values, select_key, peek,
     # branch, branch_child, merge, passthrough, sink, dynamic_sink; stateful: table_source,
     # repartition (a sink to a repartition topic, keyed by `logic` if set), count, reduce,
-    # aggregate, to_stream
+    # aggregate, to_stream; process (a processor of the user's, its step a Process)
     kind: str
     logic: Logic | None = None
     topics: list[str] = field(default_factory=list)
@@ -438,6 +439,9 @@ def _build_stream(
             store = step.store_name(stream.name)
             name = names.new(base or f"{stream.name}-suppress")
             attach(Node(name, "suppress", store=store, step=step))
+        elif isinstance(step, Process):
+            # Its stores are its own; `store` stays None (it names what a step materializes).
+            attach(Node(names.new(base or f"{stream.name}-process"), "process", step=step))
         elif isinstance(step, Merge):
             node = Node(names.new(base or f"{stream.name}-merge"), "merge")
             attach(node)

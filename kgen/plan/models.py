@@ -131,6 +131,33 @@ class StorePlan:
 
 
 @dataclass(frozen=True)
+class ProcessorPlan:
+    """A `process` step: the user's class, made once per task of its group."""
+
+    node: str
+    module: str
+    cls: str
+    # The name the topology imports the class as.
+    alias: str
+    stores: tuple[str, ...]
+    # Its task group (processor_groups' index: its sub-topology).
+    group: int
+    # The first nodes after it, which forward(record, child) may name.
+    children: tuple[str, ...]
+    # The function its forwards run (Python identifier in the topology module) and its body.
+    forward_function: str
+    forward_lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProcessorGroupPlan:
+    """A sub-topology with processors: one task per partition of its source topics."""
+
+    index: int
+    source_topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EmitFunction:
     name: str
     store: str
@@ -255,6 +282,10 @@ class AppPlan:
     join_sides: tuple[JoinSidePlan, ...]
     # Foreign-key table-table joins.
     foreign_key_joins: tuple[ForeignKeyJoinPlan, ...]
+    # The user's processors (process steps), their task groups, and their stores.
+    processors: tuple[ProcessorPlan, ...]
+    processor_groups: tuple[ProcessorGroupPlan, ...]
+    processor_stores: tuple[str, ...]
     # Some store (or global table) keeps its data in RocksDB: the app needs rocksdict.
     uses_rocksdb: bool
     # Some records may be dropped by Kafka Streams' rules (late, negative event time).
@@ -263,6 +294,24 @@ class AppPlan:
     kgen_version: str
     spec_path: str
     spec_sha256: str
+
+    @property
+    def third_party_imports(self) -> tuple[str, ...]:
+        """The topology's imports of confluent_kafka and of the user's modules, in isort's
+        order (by module, case-insensitively)."""
+        lines = [("confluent_kafka", "from confluent_kafka import Message")]
+        lines += [
+            (f.module, f"from {f.module} import {f.function} as {f.alias}")
+            for f in self.function_imports
+        ]
+        return tuple(line for _, line in sorted(lines, key=lambda m: (m[0].lower(), m[1])))
+
+    @property
+    def reraises(self) -> bool:
+        """Some processor is reached from a store's updates (its failures are the update's)."""
+        lines = [line for f in self.emit_functions for line in f.lines]
+        lines += [line for p in self.processors for line in p.forward_lines]
+        return any("reraise" in line for line in lines)
 
     @property
     def global_topics(self) -> tuple[str, ...]:

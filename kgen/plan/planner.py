@@ -16,6 +16,8 @@ from kgen.plan.models import (
     InternalTopicPlan,
     JoinSidePlan,
     Processor,
+    ProcessorGroupPlan,
+    ProcessorPlan,
     RecordPlan,
     SourceBlock,
     StorePlan,
@@ -30,6 +32,7 @@ from kgen.spec import (
     FunctionRef,
     Join,
     Logic,
+    Process,
     Spec,
     StoreConfig,
     Stream,
@@ -93,6 +96,13 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     function_imports = _function_imports(spec)
     aliases = {f"{f.module}:{f.function}": f.alias for f in function_imports}
     fuser = Fuser(formats, frozenset(spec.imports), aliases)
+    groups = _processor_groups(g)
+    fuser.task_of = {
+        n.name: group.index
+        for group, component in groups
+        for n in component
+        if n.kind in ("source", "table_source")
+    }
     # Several streams may read one topic: each of its records runs through all of them, in
     # spec order, in one block (a second `elif topic == ...` for it would never run).
     readers: dict[str, list[graph.Node]] = {}
@@ -101,15 +111,21 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             readers.setdefault(topic, []).append(source)
     code = {topic: fuser.fuse(nodes, topic) for topic, nodes in readers.items()}
     emit_functions: list[EmitFunction] = []
+    forwards: dict[str, tuple[str, ...]] = {}
     done = 0
-    # An update function may feed another store (an aggregation after to_stream): fuse until
-    # every stateful node has its function.
-    while done < len(fuser.stateful):
-        node = fuser.stateful[done]
-        done += 1
-        assert node.store is not None
-        lines = tuple(fuser.emit_function(node))
-        emit_functions.append(EmitFunction(_emit_name(node.store), node.store, lines))
+    # An update function may feed another store (an aggregation after to_stream), or a
+    # processor whose forwards run steps of their own: fuse until every stateful node and
+    # every processor has its function.
+    while done < len(fuser.stateful) or len(forwards) < len(fuser.processors):
+        if done < len(fuser.stateful):
+            node = fuser.stateful[done]
+            done += 1
+            assert node.store is not None
+            lines = tuple(fuser.emit_function(node))
+            emit_functions.append(EmitFunction(_emit_name(node.store), node.store, lines))
+        else:
+            node = fuser.processors[len(forwards)]
+            forwards[node.name] = tuple(fuser.forward_function(node))
     blocks: list[SourceBlock] = []
     for topic, topic_lines in code.items():
         lines = tuple(topic_lines)
@@ -145,6 +161,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     windowed_formats = tuple(_windowed_format(f) for f in sorted(windowed))
     used_formats = (used_formats - windowed) | {w.inner for w in windowed_formats}
     stores, internal = _state(spec, g, fuser)
+    processor_stores = tuple(st.name for st in stores if st.kind == "processor")
+    used_formats.update(
+        f for st in stores if st.kind == "processor" for f in (st.key_format, st.value_format)
+    )
+    processors = _processors(groups, aliases, forwards)
     if any(st.kind == "final" for st in stores):
         used_formats.add("bytes")  # a final buffer's keys
     topics = tuple(
@@ -201,6 +222,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
+        processors=processors,
+        processor_groups=tuple(
+            ProcessorGroupPlan(group.index, group.source_topics) for group, _ in groups
+        ),
+        processor_stores=processor_stores,
         uses_rocksdb=any(t.type == "rocksdb" for t in stores)
         or any(g.type == "rocksdb" for g in global_tables),
         global_tables=global_tables,
@@ -311,6 +337,53 @@ def _windowed_sinks(g: graph.Graph) -> dict[str, WindowBase]:
     return out
 
 
+def _component_topics(component: list[graph.Node]) -> tuple[str, ...]:
+    """The source topics of a sub-topology: its tasks are their partitions."""
+    return tuple(
+        dict.fromkeys(
+            t for n in component if n.kind in ("source", "table_source") for t in n.topics
+        )
+    )
+
+
+def _processor_groups(
+    g: graph.Graph,
+) -> list[tuple[ProcessorGroupPlan, list[graph.Node]]]:
+    """The sub-topologies with process steps, numbered as `describe` numbers them."""
+    return [
+        (ProcessorGroupPlan(i, _component_topics(component)), component)
+        for i, component in enumerate(g.components())
+        if any(n.kind == "process" for n in component)
+    ]
+
+
+def _processors(
+    groups: list[tuple[ProcessorGroupPlan, list[graph.Node]]],
+    aliases: dict[str, str],
+    forwards: dict[str, tuple[str, ...]],
+) -> tuple[ProcessorPlan, ...]:
+    out = []
+    for group, component in groups:
+        for node in component:
+            if node.kind != "process" or not isinstance(node.step, Process):
+                continue
+            module, cls = node.step.process.split(":")
+            out.append(
+                ProcessorPlan(
+                    node=node.name,
+                    module=module,
+                    cls=cls,
+                    alias=aliases[node.step.process],
+                    stores=tuple(node.step.stores),
+                    group=group.index,
+                    children=tuple(c.name for c in node.children),
+                    forward_function="_forward_" + re.sub(r"\W", "_", node.name),
+                    forward_lines=forwards[node.name],
+                )
+            )
+    return tuple(out)
+
+
 def _emit_name(store: str) -> str:
     return "_emit_" + re.sub(r"\W", "_", store)
 
@@ -324,11 +397,7 @@ def _state(
     internal: list[InternalTopicPlan] = []
     order = {id(n): i for i, n in enumerate(g.walk())}
     for component in g.components():
-        topics = tuple(
-            dict.fromkeys(
-                t for n in component if n.kind in ("source", "table_source") for t in n.topics
-            )
-        )
+        topics = _component_topics(component)
         for node in sorted(component, key=lambda n: order[id(n)]):
             if node.kind == "repartition":
                 step = node.step
@@ -386,6 +455,31 @@ def _state(
                         changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
                     )
                 )
+                continue
+            if node.kind == "process" and isinstance(node.step, Process):
+                for store in node.step.stores:
+                    config = spec.stores[store]
+                    assert config.key is not None and config.value is not None
+                    changelog = graph.changelog_topic(spec.app, store)
+                    stores.append(
+                        StorePlan(
+                            name=store,
+                            type=config.type,
+                            kind="processor",
+                            cache_max_entries=config.cache_max_entries,
+                            key_format=config.key,
+                            value_format=config.value,
+                            raw_values=False,
+                            changelog_topic=changelog,
+                            source_topics=topics,
+                            emit_function=_emit_name(store),
+                        )
+                    )
+                    internal.append(
+                        InternalTopicPlan(
+                            changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
+                        )
+                    )
                 continue
             if node.kind == "stream_join":
                 stores_, internal_ = _join_stores(spec, node, topics, fuser)
@@ -543,6 +637,10 @@ def _walk(data: object) -> list[Logic]:
 
 def _function_imports(spec: Spec) -> tuple[FunctionImport, ...]:
     refs = {logic.function: logic for logic in _logics(spec) if isinstance(logic, FunctionRef)}
+    for stream in spec.streams:
+        for step in stream.steps:
+            if isinstance(step, Process):
+                refs[step.process] = FunctionRef(function=step.process)
     out = []
     used: set[str] = set()
     for ref in sorted(refs):
@@ -574,6 +672,8 @@ def _subtopologies(spec: Spec, g: graph.Graph) -> tuple[SubTopology, ...]:
             if node.kind == "join" and isinstance(node.step, Join):
                 what = "global table" if node.glob is not None else "table"
                 detail = f"{node.step.how} join with {what} {node.step.join}, store: {node.store}"
+            if node.kind == "process" and isinstance(node.step, Process):
+                detail = f"process {node.step.process}, stores: {', '.join(node.step.stores)}"
             if node.fk is not None:
                 fk = node.fk
                 how = "left" if fk.left else "inner"

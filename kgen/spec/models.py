@@ -369,6 +369,24 @@ class Join(StepBase):
         return names if self.how == "inner" else (*names, f"{base}-shared-join-store")
 
 
+class Process(StepBase):
+    """A processor of the user's (Kafka Streams' Processor API, KStream#process): a class
+    with init(context), process(record) and close(), made once per task. It reads and writes
+    the stores it names, forwards any number of records to the steps after it, and schedules
+    punctuations on stream time or wall-clock time."""
+
+    process: str
+    # Key-value stores it uses, declared in [stores] with their key and value formats.
+    stores: list[Name] = Field(default_factory=list)
+
+    @field_validator("process")
+    @classmethod
+    def _check_ref(cls, v: str) -> str:
+        if not FUNCTION_REF.match(v):
+            raise ValueError(f"{v!r} is not of the form 'package.module:Class'")
+        return v
+
+
 class ToStream(StepBase):
     """A table's updates as a stream of records (Kafka Streams' KTable.toStream)."""
 
@@ -410,6 +428,7 @@ STEP_TYPES: dict[str, type[StepBase]] = {
     "session": Session,
     "suppress": Suppress,
     "join": Join,
+    "process": Process,
 }
 
 
@@ -455,7 +474,8 @@ Step = Annotated[
     | Annotated[Sliding, Tag("sliding")]
     | Annotated[Session, Tag("session")]
     | Annotated[Suppress, Tag("suppress")]
-    | Annotated[Join, Tag("join")],
+    | Annotated[Join, Tag("join")]
+    | Annotated[Process, Tag("process")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -535,6 +555,10 @@ class StoreConfig(Model):
     # Keys kept decoded in memory; updates to a key between commits reach the changelog and
     # downstream once (0: every update is forwarded at once).
     cache_max_entries: int = Field(default=10_000, ge=0)
+    # A processor's store (a `process` step's `stores`): its keys' and values' formats. The
+    # stores of tables and aggregations take theirs from the topology.
+    key: Format | None = None
+    value: Format | None = None
 
 
 class TestRecord(Model):

@@ -16,6 +16,7 @@ from kgen.spec.models import (
     DynamicTo,
     Join,
     Merge,
+    Process,
     Spec,
     StepBase,
     Stream,
@@ -171,6 +172,10 @@ class Checks:
                     name = f"{step.foreign_key_name(entry.name)}-subscription-store"
                     writers.setdefault(name, []).append((*base, "steps", j))
                     continue
+                if isinstance(step, Process):
+                    for k, name in enumerate(step.stores):
+                        writers.setdefault(name, []).append((*base, "steps", j, "stores", k))
+                    continue
                 if isinstance(step, Join) and step.windowed:
                     for name in step.store_names(entry.name):
                         writers.setdefault(name, []).append((*base, "steps", j))
@@ -194,4 +199,6 @@ class Checks:
             return f"table {entry.name!r}"
         j = loc[3]
         assert isinstance(j, int)
+        if isinstance(entry.steps[j], Process):
+            return f"the processor of {str(kind)[:-1]} {entry.name!r}"
         return f"the {operation(entry.steps[j])} of {str(kind)[:-1]} {entry.name!r}"

@@ -80,3 +80,34 @@ def check_function(c: Checks, loc: Loc, ref: str) -> None:
             f"{name!r} in module {module!r} is not a function",
             "the app calls it with the record's key and value",
         )
+
+
+def check_class(c: Checks, loc: Loc, ref: str) -> None:
+    """The module of `ref` ('module:Class') imports and defines a class with the methods a
+    processor has."""
+    module, name = ref.split(":")
+    if c.lookup is None or not _looked_up(c, module):
+        return
+    found = c.lookup.load(module)
+    if isinstance(found, str):
+        c.error(loc, f"{found} (for {ref!r})", _missing_hint(found, module))
+        return
+    cls = getattr(found, name, None)
+    if cls is None:
+        defined = [n for n, v in vars(found).items() if isinstance(v, type)]
+        c.error(loc, f"module {module!r} has no class {name!r}", did_you_mean(name, defined))
+    elif not isinstance(cls, type):
+        c.error(
+            loc,
+            f"{name!r} in module {module!r} is not a class",
+            "the app makes one instance of it per task: class X with init(context), "
+            "process(record) and close()",
+        )
+    else:
+        missing = [m for m in ("init", "process", "close") if not callable(getattr(cls, m, None))]
+        if missing:
+            c.error(
+                loc,
+                f"class {name!r} has no method {', '.join(missing)}",
+                "a processor has init(self, context), process(self, record) and close(self)",
+            )

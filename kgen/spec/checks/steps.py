@@ -21,8 +21,10 @@ from kgen.spec.checks.base import (
     is_stream_join,
     operation,
     stream_outputs,
+    toml_key,
 )
 from kgen.spec.checks.expressions import logic
+from kgen.spec.checks.imports import check_class
 from kgen.spec.errors import Loc
 from kgen.spec.models import (
     Aggregate,
@@ -33,6 +35,7 @@ from kgen.spec.models import (
     GroupByKey,
     Join,
     Merge,
+    Process,
     Reduce,
     Session,
     Sliding,
@@ -300,10 +303,36 @@ def check_step(c: Checks, base: Loc, step: StepBase) -> None:
         check_window(c, base, step)
     elif isinstance(step, Join):
         check_join(c, base, step)
+    elif isinstance(step, Process):
+        check_process(c, base, step)
     elif isinstance(step, (Merge, GroupByKey, ToStream, Count, Suppress)):
         pass  # no logic; merge's references are checked with the graph
     else:
         logic(c, (*base, operation(step)), getattr(step, operation(step)))
+
+
+def check_process(c: Checks, base: Loc, step: Process) -> None:
+    """The class can be made; its stores are declared (their formats are checked with the
+    stores)."""
+    check_class(c, (*base, "process"), step.process)
+    if not step.stores:
+        c.error(
+            base,
+            "a process step needs the stores it uses: kgen runs processors with their state "
+            "stores (a processor without any store is not supported yet)",
+            "add stores = ['<name>'] and declare it: [stores.<name>] with key and value formats",
+        )
+    for k, name in enumerate(step.stores):
+        if name not in c.spec.stores:
+            if not c.damage.broken("stores"):
+                c.error(
+                    (*base, "stores", k),
+                    f"store {name!r} is not declared: a processor's store is declared with "
+                    "its formats",
+                    f'add [stores.{toml_key(name)}] with key = "string" and value = "json" '
+                    "(or the formats it keeps)",
+                )
+            continue
 
 
 def check_join(c: Checks, base: Loc, step: Join) -> None:

@@ -16,7 +16,7 @@ from kgen.spec.checks.base import (
     stream_readers,
 )
 from kgen.spec.errors import Loc
-from kgen.spec.models import BranchStep, DynamicTo, To
+from kgen.spec.models import FORMATS, BranchStep, DynamicTo, To
 
 
 def check_graph(c: Checks) -> None:
@@ -155,6 +155,29 @@ def check_stores(c: Checks) -> None:
                 did_you_mean(name, list(writers))
                 or "a store is named by a table's or an aggregation's store = '...'",
             )
+        elif name in writers and _processor_store(writers[name]):
+            config = c.spec.stores[name]
+            for part in ("key", "value"):
+                if getattr(config, part) is None:
+                    c.error(
+                        ("stores", name),
+                        f"store {name!r} of a processor has no {part} format",
+                        f'add {part} = "<format>" (one of {", ".join(FORMATS)})',
+                    )
+        elif name in writers and not _processor_store(writers[name]):
+            config = c.spec.stores[name]
+            for part in ("key", "value"):
+                if getattr(config, part) is not None:
+                    c.error(
+                        ("stores", name, part),
+                        f"store {name!r} takes its {part} format from {c.writer(writers[name][0])}",
+                        f"drop {part}: only the stores of process steps declare their formats",
+                    )
+
+
+def _processor_store(locs: list[Loc]) -> bool:
+    """Whether a store's writers (store_writers) are process steps."""
+    return any(len(loc) == 6 and loc[4] == "stores" for loc in locs)
 
 
 def check_internal_topics(c: Checks) -> None:
