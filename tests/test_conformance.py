@@ -161,9 +161,12 @@ def _run_kgen(driver_class: Any, sinks: tuple[str, ...], case: Case) -> Written:
     written: Written = {topic: [] for topic in sinks}
     for index, record in enumerate(case):
         try:
-            driver.pipe_input(
-                record["topic"], record["key"], record["value"], timestamp=record["timestamp"]
-            )
+            if "advance" in record:
+                driver.advance_wall_clock(record["advance"])
+            else:
+                driver.pipe_input(
+                    record["topic"], record["key"], record["value"], timestamp=record["timestamp"]
+                )
         except Exception as exc:
             written.setdefault("<error>", []).append((index, "error", repr(exc)))
             break

@@ -347,6 +347,21 @@ def fk_join(rng: random.Random) -> Case:
     return records
 
 
+def processor(rng: random.Random) -> Case:
+    """Records and, now and then, wall-clock time moving on ({"advance": ms}): the processor
+    punctuates on both."""
+    case: Case = []
+    for _ in range(rng.randint(1, 15)):
+        if rng.random() < 0.2:
+            case.append({"advance": rng.choice([1000, 2500, 4999, 5000, 7000, 12000])})
+            continue
+        value = None if rng.random() < 0.15 else rng.choice(WORDS)
+        case.append(
+            {"topic": "events", "key": rng.choice(KEYS), "value": value, "timestamp": _ts(rng) * 2}
+        )
+    return case
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -367,6 +382,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "table-table-join": table_table_join,
     "stream-stream-join": stream_stream_join,
     "fk-join": fk_join,
+    "processor": processor,
 }
 
 

@@ -35,6 +35,8 @@ import org.apache.kafka.streams.test.TestRecord;
  * read is printed to stdout as one JSON line: {@code topology, case, input} (the index of the
  * input record that produced it), {@code topic, key, value, timestamp}. A case whose record
  * makes the topology throw prints {@code {"topology", "case", "input", "error"}} and stops.
+ * An entry {@code {"advance": MS}} instead of a record moves the driver's wall-clock time on
+ * (advanceWallClockTime: wall-clock punctuations run) and is read after like a record.
  * Exit 0 when every case ran (errors included), 2 on bad arguments.
  */
 public final class Conformance {
@@ -93,6 +95,12 @@ public final class Conformance {
             }
             for (int i = 0; i < inputs.size(); i++) {
                 JsonNode record = inputs.get(i);
+                if (record.has("advance")) {
+                    // Wall-clock time moves on: wall-clock punctuations run.
+                    driver.advanceWallClockTime(java.time.Duration.ofMillis(record.get("advance").asLong()));
+                    readOutputs(name, caseIndex, i, twin, outputs, out);
+                    continue;
+                }
                 String topic = record.get("topic").asText();
                 Format[] formats = twin.inputs().get(topic);
                 if (formats == null) {
@@ -111,17 +119,22 @@ public final class Conformance {
                     out.println(line);
                     return;
                 }
-                for (var entry : outputs.entrySet()) {
-                    Format[] outFormats = twin.outputs().get(entry.getKey());
-                    for (TestRecord<byte[], byte[]> r : entry.getValue().readRecordsToList()) {
-                        ObjectNode line = line(name, caseIndex, i);
-                        line.put("topic", entry.getKey());
-                        line.set("key", outFormats[0].deserialize(r.key()));
-                        line.set("value", outFormats[1].deserialize(r.value()));
-                        line.put("timestamp", r.timestamp());
-                        out.println(line);
-                    }
-                }
+                readOutputs(name, caseIndex, i, twin, outputs, out);
+            }
+        }
+    }
+
+    static void readOutputs(String name, int caseIndex, int i, Twin twin,
+            Map<String, TestOutputTopic<byte[], byte[]>> outputs, PrintWriter out) {
+        for (var entry : outputs.entrySet()) {
+            Format[] outFormats = twin.outputs().get(entry.getKey());
+            for (TestRecord<byte[], byte[]> r : entry.getValue().readRecordsToList()) {
+                ObjectNode line = line(name, caseIndex, i);
+                line.put("topic", entry.getKey());
+                line.set("key", outFormats[0].deserialize(r.key()));
+                line.set("value", outFormats[1].deserialize(r.value()));
+                line.put("timestamp", r.timestamp());
+                out.println(line);
             }
         }
     }

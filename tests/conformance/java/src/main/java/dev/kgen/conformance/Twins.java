@@ -81,7 +81,8 @@ final class Twins {
                 Map.entry("rekeyed-join", rekeyedJoin(sinkPrefix)),
                 Map.entry("table-table-join", tableTableJoin(sinkPrefix)),
                 Map.entry("stream-stream-join", streamStreamJoin(sinkPrefix)),
-                Map.entry("fk-join", fkJoin(sinkPrefix)));
+                Map.entry("fk-join", fkJoin(sinkPrefix)),
+                Map.entry("processor", processor(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -641,5 +642,22 @@ final class Twins {
                 },
                 Map.of("fk-orders", STRING_JSON, "fk-products", STRING_STRING),
                 Map.of("fk-inner", STRING_JSON, "fk-left", STRING_JSON));
+    }
+
+    /** The Processor API: a processor with a store and both kinds of punctuation ({@link Tally}), DSL steps after it. */
+    static Twin processor(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.addStateStore(Stores.keyValueStoreBuilder(Stores.inMemoryKeyValueStore("tally"), S, L));
+                    builder.stream("events", Consumed.with(S, S))
+                            .process(Tally::new, "tally")
+                            .filter((k, v) -> !"a".equals(k))
+                            .mapValues(v -> v + "!")
+                            .to(sinks + "tallies", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("events", STRING_STRING),
+                Map.of("tallies", STRING_STRING));
     }
 }
