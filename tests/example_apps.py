@@ -109,7 +109,8 @@ def start_app(app_dir: Path, bootstrap: str, log: Path, *args: str) -> subproces
             *args,
         ],
         cwd=app_dir,
-        env={**os.environ, "PYTHONPATH": str(app_dir)},
+        # specs/: the example specs' user code (a processor's module).
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(app_dir), str(ROOT / "specs")])},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )

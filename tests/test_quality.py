@@ -3,6 +3,7 @@ on kgen itself and on every committed generated app (with the app's own configur
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,10 @@ APPS = sorted(p for p in (ROOT / "generated").iterdir() if (p / "pyproject.toml"
 
 
 def _run(*args: str, cwd: Path) -> None:
+    # specs/ holds the example specs' user code (a processor): mypy checks it with the apps.
+    env = {**os.environ, "MYPYPATH": str(ROOT / "specs")}
     result = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, check=False, env=env
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
 
