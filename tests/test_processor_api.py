@@ -146,7 +146,7 @@ steps = [
   { group_by_key = true },
   { count = true, store = "late-counts" },
   { to_stream = true },
-  { process = "kgen_procs_late:Late", stores = ["late-store"] },
+  { process = "kgen_procs_udfs:Late", stores = ["late-store"] },
   { map_values = "str(value)" },
   { to = "counts-out" },
 ]
@@ -161,13 +161,10 @@ value = "long"
 def udfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("procs")
     (folder / "kgen_procs_udfs.py").write_text(PROCESSORS)
-    late = PROCESSORS.split("class Late:")[0].split("class Ticker:")[0]
-    (folder / "kgen_procs_late.py").write_text(late + "class Late:" + PROCESSORS.split("class Late:")[1])
     sys.path.insert(0, str(folder))
     yield folder
     sys.path.remove(str(folder))
-    for module in ("kgen_procs_udfs", "kgen_procs_late"):
-        sys.modules.pop(module, None)
+    sys.modules.pop("kgen_procs_udfs", None)
 
 
 @pytest.fixture(scope="module")
