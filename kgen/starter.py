@@ -43,6 +43,11 @@ on_error = "fail"
 # one): -1 is the broker's default.replication.factor, like Kafka Streams' replication.factor.
 # replication_factor = -1
 
+# Warm copies of each store partition that other instances keep (Kafka Streams'
+# num.standby.replicas): a dead instance's partitions move without restoring their stores in
+# full. The app's --num-standby-replicas overrides it.
+# num_standby_replicas = 0
+
 # Modules that expressions may use, e.g. ["math", "re"].
 imports = []
 # kgen checks that the modules of imports and functions can be imported; list here the ones

@@ -41,6 +41,7 @@ STATELESS_FILES = (
     - len(render.JOINS_ONLY)
     - len(render.FK_ONLY)
     - len(render.PROCESSORS_ONLY)
+    - len(render.STANDBY_ONLY)
 )
 
 

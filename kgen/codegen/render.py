@@ -45,6 +45,7 @@ FILES = (
     ("app/package/joins.py.j2", "{pkg}/joins.py"),
     ("app/package/fk.py.j2", "{pkg}/fk.py"),
     ("app/package/processors.py.j2", "{pkg}/processors.py"),
+    ("app/package/standby.py.j2", "{pkg}/standby.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
@@ -62,6 +63,8 @@ JOINS_ONLY = frozenset({"app/package/joins.py.j2"})
 # Only for apps with foreign-key joins.
 FK_ONLY = frozenset({"app/package/fk.py.j2"})
 PROCESSORS_ONLY = frozenset({"app/package/processors.py.j2"})
+# Standby replicas copy RocksDB stores.
+STANDBY_ONLY = frozenset({"app/package/standby.py.j2"})
 STATEFUL_ONLY = frozenset(
     {
         "app/package/state.py.j2",
@@ -156,6 +159,8 @@ def render(plan: AppPlan) -> dict[str, str]:
         if template in FK_ONLY and not plan.foreign_key_joins:
             continue
         if template in PROCESSORS_ONLY and not plan.processors:
+            continue
+        if template in STANDBY_ONLY and not plan.standbys:
             continue
         if template in TASKS_ONLY and not plan.task_groups:
             continue  # no sub-topology reads several topics: records go in fetch order

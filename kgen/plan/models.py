@@ -282,6 +282,8 @@ class AppPlan:
     join_sides: tuple[JoinSidePlan, ...]
     # Foreign-key table-table joins.
     foreign_key_joins: tuple[ForeignKeyJoinPlan, ...]
+    # Standby replicas per store partition (the spec's; the app's flag overrides it).
+    num_standby_replicas: int
     # The user's processors (process steps), their task groups, and their stores.
     processors: tuple[ProcessorPlan, ...]
     processor_groups: tuple[ProcessorGroupPlan, ...]
@@ -305,6 +307,11 @@ class AppPlan:
             for f in self.function_imports
         ]
         return tuple(line for _, line in sorted(lines, key=lambda m: (m[0].lower(), m[1])))
+
+    @property
+    def standbys(self) -> bool:
+        """Some store is on disk: it can have standby replicas."""
+        return any(s.type == "rocksdb" for s in self.stores)
 
     @property
     def reraises(self) -> bool:

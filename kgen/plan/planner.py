@@ -222,6 +222,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
+        num_standby_replicas=spec.num_standby_replicas,
         processors=processors,
         processor_groups=tuple(
             ProcessorGroupPlan(group.index, group.source_topics) for group, _ in groups

@@ -595,6 +595,9 @@ class Spec(Model):
     # Of the topics the app creates without one of their own (internal topics): -1 is the
     # broker's default.replication.factor, as Kafka Streams' replication.factor=-1.
     replication_factor: int = -1
+    # Warm copies of each RocksDB store partition kept by other instances (Kafka Streams'
+    # num.standby.replicas); the app's --num-standby-replicas overrides it.
+    num_standby_replicas: int = Field(default=0, ge=0)
     # Modules inline expressions may use (e.g. "math", "re").
     imports: list[str] = Field(default_factory=list)
     # Modules (with their submodules) that exist only where the app runs: kgen does not look

@@ -32,7 +32,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, logs, topology
+from . import APP_ID, logs, standby, topology
 from .collector import RecordCollector
 from .errors import ErrorPolicy, ProcessingFailed
 from .processors import Processors, wall_clock_ms
@@ -144,6 +144,14 @@ class Runner(Recovery, Rebalancing):
         )
         self.ctx = Context(self.errors, self.stores)
         self.stores.bind(self.ctx, topology.EMITTERS)
+        standby_config = {**restore_config, "client.id": f"{APP_ID}-{instance}-standby"}
+        self.standbys = standby.make(
+            settings.num_standby_replicas,
+            settings.state_dir,
+            consumer_conf["client.id"],
+            standby_config,
+            self.admin,
+        )
         self.processors.bind(self.ctx, self.stores.store, topology.PROCESSORS, topology.FORWARDERS)
         # Partitions assigned by the last rebalance, whose stores are not open yet.
         self.newly_assigned: list[TopicPartition] = []
@@ -288,6 +296,11 @@ class Runner(Recovery, Rebalancing):
                 continue
             if now >= self.next_purge:
                 self._purge()
+            if self.standbys is not None:
+                try:
+                    self.standbys.poll()
+                except KafkaException as exc:  # a copy falls behind; the active work goes on
+                    log.warning("standby replicas: %s", exc.args[0])
             if self.unreachable_since is not None and now >= self.next_probe:
                 self._probe()
             if got or not self.consumer.assignment() or self.unreachable_since is not None:
@@ -340,6 +353,8 @@ class Runner(Recovery, Rebalancing):
             log.warning("closing the consumer: %s", exc)
         self.collector.close()
         self.stores.close_all()
+        if self.standbys is not None:
+            self.standbys.close()
         self._report_counts()
         if self.repeats is not None:
             self.repeats.flush()

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from . import APP_ID
 from .settings import INTERNAL_SOURCE_TOPICS
+from .standby import Standbys
 from .state import Stores
 
 log = logging.getLogger(APP_ID)
@@ -33,6 +34,7 @@ class Rebalancing:
         stores: Stores
         newly_assigned: list[TopicPartition]
         committed_internal: dict[tuple[str, int], int]
+        standbys: Standbys | None
 
         def _commit(self) -> None: ...
 
@@ -79,6 +81,11 @@ class Rebalancing:
         """A batch during which partitions moved may hold records read before the move: drop
         it and read again from the committed offsets of what we own now."""
         self.rebalanced = False
+        if self.standbys is not None:
+            # What this instance owns now is active here; copies of what it just got close
+            # first, and its stores open on them.
+            self.standbys.rebalanced((tp.topic, tp.partition) for tp in self.consumer.assignment())
+            self.standbys.release((tp.topic, tp.partition) for tp in self.newly_assigned)
         if self.newly_assigned:
             # Asking for committed offsets waits until no transaction on these partitions is
             # pending (KIP-447): a dead owner's last transaction is resolved before the

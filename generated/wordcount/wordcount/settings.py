@@ -81,6 +81,7 @@ DEFAULT_GUARANTEE = "exactly_once"
 DEFAULT_COMMIT_INTERVAL_MS = 100
 # The spec's replication_factor (-1: the broker's default.replication.factor).
 DEFAULT_REPLICATION_FACTOR = -1
+DEFAULT_STANDBY_REPLICAS = 0
 ENV_PREFIX = "WORDCOUNT_"
 
 # Client settings with a flag and an environment variable of their own; anything else
@@ -124,6 +125,8 @@ class Settings:
     # How often consumed repartition records are deleted (Kafka Streams'
     # repartition.purge.interval.ms).
     purge_interval_ms: int = 30_000
+    # Warm copies of other instances' store partitions this group keeps (standby.py).
+    num_standby_replicas: int = DEFAULT_STANDBY_REPLICAS
 
     @property
     def exactly_once(self) -> bool:
@@ -228,6 +231,14 @@ def parser() -> argparse.ArgumentParser:
         default=30_000,
         help="how often consumed repartition records are deleted (default %(default)s)",
     )
+    p.add_argument(
+        "--num-standby-replicas",
+        type=int,
+        default=int(_env("NUM_STANDBY_REPLICAS") or DEFAULT_STANDBY_REPLICAS),
+        metavar="N",
+        help="warm copies of each store partition that other instances keep, for a fast failover "
+        f"(env {ENV_PREFIX}NUM_STANDBY_REPLICAS; default: the spec's, %(default)s)",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -277,4 +288,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
         cache_max_entries=args.cache_max_entries,
         purge_interval_ms=args.purge_interval_ms,
+        num_standby_replicas=max(args.num_standby_replicas, 0),
     )
