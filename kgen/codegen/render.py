@@ -37,6 +37,8 @@ FILES = (
     ("app/package/topics.py.j2", "{pkg}/topics.py"),
     ("app/package/logs.py.j2", "{pkg}/logs.py"),
     ("app/package/watchdog.py.j2", "{pkg}/watchdog.py"),
+    ("app/package/server.py.j2", "{pkg}/server.py"),
+    ("app/package/metrics.py.j2", "{pkg}/metrics.py"),
     ("app/package/driver.py.j2", "{pkg}/driver.py"),
     ("app/package/state.py.j2", "{pkg}/state.py"),
     ("app/package/backends.py.j2", "{pkg}/backends.py"),

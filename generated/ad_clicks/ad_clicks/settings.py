@@ -124,6 +124,9 @@ class Settings:
     max_task_idle_ms: int = 0
     # Of the topics the app creates without one in the spec; -1: the broker's default.
     replication_factor: int = DEFAULT_REPLICATION_FACTOR
+    # Serve /metrics and /health/* over HTTP on this port (0: any free one); None: no server.
+    http_port: int | None = None
+    http_host: str = "127.0.0.1"
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
     # Overrides the spec's cache_max_entries of every store (0: forward every update).
@@ -219,6 +222,19 @@ def parser() -> argparse.ArgumentParser:
         f"{ENV_PREFIX}REPLICATION_FACTOR; default: the spec's, %(default)s)",
     )
     p.add_argument(
+        "--http-port",
+        type=int,
+        default=_env("HTTP_PORT"),
+        metavar="PORT",
+        help="serve /metrics (Prometheus) and /health/live, /health/ready on this port; 0 picks a free one "
+        f"(env {ENV_PREFIX}HTTP_PORT; default: no HTTP server)",
+    )
+    p.add_argument(
+        "--http-host",
+        default=_env("HTTP_HOST", "127.0.0.1"),
+        help=f"the address the HTTP server listens on (env {ENV_PREFIX}HTTP_HOST; default %(default)s)",
+    )
+    p.add_argument(
         "--state-dir",
         default=_env("STATE_DIR"),
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
@@ -290,6 +306,8 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         max_unavailable_s=args.max_unavailable_s,
         max_task_idle_ms=args.max_task_idle_ms,
         replication_factor=args.replication_factor,
+        http_port=args.http_port,
+        http_host=args.http_host,
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
         cache_max_entries=args.cache_max_entries,

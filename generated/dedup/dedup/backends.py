@@ -49,6 +49,8 @@ class Backend(Protocol):
 
     def range(self, low: bytes | None, high: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
 
+    def approximate_entries(self) -> int: ...
+
     def wipe(self) -> None: ...
 
     def close(self) -> None: ...
@@ -92,6 +94,9 @@ class MemoryBackend:
         for key in sorted(self.data):
             if (low is None or key >= low) and (high is None or key <= high):
                 yield key, self.data[key]
+
+    def approximate_entries(self) -> int:
+        return len(self.data)
 
     def wipe(self) -> None:
         self.data.clear()
@@ -184,6 +189,11 @@ class RocksDBBackend:
             if high is not None and key > high:
                 return
             yield key, value
+
+    def approximate_entries(self) -> int:
+        # RocksDB's estimate, from its metadata (counting would read every key): exact after a
+        # flush; an update still in the memtable counts once more.
+        return int(self.db.property_int_value("rocksdb.estimate-num-keys") or 0)
 
     def wipe(self) -> None:
         self.close()

@@ -31,6 +31,7 @@ class Rebalancing:
         assigned: list[TopicPartition] | None
         broken: KafkaError | None
         positions: list[TopicPartition]
+        rebalances: dict[str, int]
         stores: Stores
         newly_assigned: list[TopicPartition]
         committed_internal: dict[tuple[str, int], int]
@@ -47,12 +48,15 @@ class Rebalancing:
         self.assigned = None
         log.info("assigned: %s", _names(partitions))
         self.newly_assigned.extend(partitions)
+        # After newly_assigned: readiness (another thread) never sees the partitions as restored.
+        self.rebalances["assigned"] += 1
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was processed while we still own the partitions.
         self.rebalanced = True
         self.assigned = None
         log.info("revoked: %s", _names(partitions))
+        self.rebalances["revoked"] += 1
         if self.broken is None:
             try:
                 self._commit()
@@ -66,6 +70,7 @@ class Rebalancing:
         self.rebalanced = True
         self.assigned = None
         log.warning("lost: %s; aborting the open transaction", _names(partitions))
+        self.rebalances["lost"] += 1
         self._broke(KafkaError(KafkaError._STATE, "partitions lost to a rebalance"))
         self.positions = []
         self._release(partitions)

@@ -25,8 +25,23 @@ RESTORE_STALL_S = 60.0
 REPORT_EVERY_S = 5.0
 
 
+class RestoreProgress:
+    """What the restores read and have left, per store: updated per batch of changelog records,
+    read by the metrics from another thread."""
+
+    def __init__(self) -> None:
+        # Changelog records restored since the app started.
+        self.restored: dict[str, int] = {}
+        # About how many the restore under way still has to read (offsets: commit markers and
+        # compacted records count too); 0 when none is under way.
+        self.remaining: dict[str, int] = {}
+
+
 def restore(
-    config: dict[str, Any], items: list[tuple[str, str, int, Backend]], tick: Callable[[], None]
+    config: dict[str, Any],
+    items: list[tuple[str, str, int, Backend]],
+    tick: Callable[[], None],
+    progress: RestoreProgress,
 ) -> int:
     """Bring each (store, changelog topic, partition, backend) up to the end of its changelog, from
     the offset the backend reflects; returns how many changelog records were read."""
@@ -43,14 +58,20 @@ def restore(
         }
     )
     try:
-        return _restore_with(consumer, items, tick)
+        return _restore_with(consumer, items, tick, progress)
     finally:
         consumer.close()
+        # Done, or failed (the loop recovers and restores again): nothing under way.
+        progress.remaining.update(dict.fromkeys((store for store, *_ in items), 0))
 
 
 def _restore_with(
-    consumer: Consumer, items: list[tuple[str, str, int, Backend]], tick: Callable[[], None]
+    consumer: Consumer,
+    items: list[tuple[str, str, int, Backend]],
+    tick: Callable[[], None],
+    progress: RestoreProgress,
 ) -> int:
+    store_of = {(topic, partition): store for store, topic, partition, _ in items}
     targets: dict[tuple[str, int], Backend] = {}
     starts: dict[tuple[str, int], int] = {}
     ends: dict[tuple[str, int], int] = {}
@@ -90,6 +111,9 @@ def _restore_with(
     consumer.assign([TopicPartition(t, p, starts[t, p]) for t, p in targets])
     pending = set(targets)
     counts = dict.fromkeys(targets, 0)
+    # Of counts, what progress.restored has already.
+    published = dict.fromkeys(targets, 0)
+    stores = sorted({store_of[tp] for tp in targets})
     begin = last_progress = last_report = time.monotonic()
     while pending:
         # consume() returns when it has 10,000 records or the timeout is over: a long
@@ -117,6 +141,15 @@ def _restore_with(
             counts[tp] += 1
         for tp, changes in batches.items():
             targets[tp].write(changes, last[tp])
+        for tp in last:
+            progress.restored[store_of[tp]] = (
+                progress.restored.get(store_of[tp], 0) + counts[tp] - published[tp]
+            )
+            published[tp] = counts[tp]
+        remaining = dict.fromkeys(stores, 0)
+        for tp in pending:
+            remaining[store_of[tp]] += max(ends[tp] - starts[tp] - counts[tp], 0)
+        progress.remaining.update(remaining)
         now = time.monotonic()
         if msgs:
             last_progress = now
@@ -129,13 +162,15 @@ def _restore_with(
             )
         if now - last_report >= REPORT_EVERY_S:
             last_report = now
-            done = sum(counts.values())
-            remaining = sum(max(ends[tp] - starts[tp] - counts[tp], 0) for tp in pending)
+            done, left = sum(counts.values()), sum(remaining.values())
+            rate = done / (now - begin)
             log.info(
-                "restoring: %d records read (%.0f/s), about %d to go",
+                "restoring %s: %d of about %d changelog records read (%.0f/s), about %.0f s to go",
+                ", ".join(stores),
                 done,
-                done / (now - begin),
-                remaining,
+                done + left,
+                rate,
+                left / rate if rate else float("inf"),
             )
     elapsed = max(time.monotonic() - begin, 1e-6)
     for (topic, partition), count in sorted(counts.items()):

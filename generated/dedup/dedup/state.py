@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import APP_ID
 from .backends import Backend, MemoryBackend, RocksDBBackend, decode_entry, encode_entry
 from .errors import ErrorPolicy, Produce
-from .restore import restore
+from .restore import RestoreProgress, restore
 from .serde import DESERIALIZERS, SERIALIZERS
 
 if TYPE_CHECKING:
@@ -262,6 +262,7 @@ class Stores:
         self.ctx: Context | None = None
         self.by_name: dict[str, dict[int, Store]] = {name: {} for name in STORES}
         self.restored = 0
+        self.progress = RestoreProgress()
         # The user's processors: opened after their partitions' stores, closed before them.
         self.processors = processors
 
@@ -312,6 +313,7 @@ class Stores:
                     for spec, p in opening
                 ],
                 self.tick,
+                self.progress,
             )
         for spec, p in opening:
             if self.cache_max_entries is not None:

@@ -58,6 +58,8 @@ class RecordCollector:
         # Delivery failures since the last look: counted, and logged a few at a time.
         self.failed_deliveries = 0
         self.purged = 0
+        # Transactions aborted since the start (read by the metrics).
+        self.aborted = 0
         # Offsets of changelog records delivered in the open transaction, per partition.
         self.changelog_offsets: dict[tuple[str, int], int] = {}
 
@@ -146,6 +148,7 @@ class RecordCollector:
             try:
                 self._bounded(self.producer.abort_transaction, "abort_transaction")
                 self.in_transaction = False
+                self.aborted += 1
                 self.poll()
                 return
             except KafkaException as exc:
@@ -164,6 +167,8 @@ class RecordCollector:
         # on the thread that clears it, never here.
         old = [self.producer]
         self.producer = Producer(self.config)
+        # The new producer's init_transactions() aborts the open transaction.
+        self.aborted += self.in_transaction
         self.in_transaction = False
         self.ready = False
         _discard(old)
@@ -175,6 +180,7 @@ class RecordCollector:
         try:
             if self.in_transaction:
                 self._bounded(self.producer.abort_transaction, "abort_transaction")
+                self.aborted += 1
             self.producer.flush(TIMEOUT_S)
         except KafkaException as exc:
             log.warning("closing the producer: %s", exc.args[0])

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -37,11 +37,15 @@ from .collector import RecordCollector
 from .errors import ErrorPolicy, ProcessingFailed
 from .rebalance import Rebalancing
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
+from .server import HttpServer, health_routes
 from .settings import INTERNAL_SOURCE_TOPICS, SOURCE_TOPICS, Settings
 from .state import Context, Stores
 from .tasks import PartitionGroups
 from .topics import Topics, TopicsError
 from .watchdog import EXIT_STUCK, Watchdog
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(APP_ID)
 
@@ -101,6 +105,15 @@ class Runner(Recovery, Rebalancing):
             **settings.kafka_config,
             "error_cb": self._on_client_error,
         }
+        self.metrics: Metrics | None = None
+        if settings.http_port is not None:
+            # Imported only to serve metrics: without --http-port the app needs no prometheus-client.
+            from .metrics import STATS_EVERY_MS, Metrics
+
+            self.metrics = Metrics(self, settings.guarantee)
+            # The producer's statistics (served by poll()) count the records it was given per topic.
+            producer_conf.setdefault("statistics.interval.ms", STATS_EVERY_MS)
+            producer_conf["stats_cb"] = self.metrics.on_producer_stats
         self.collector = RecordCollector(producer_conf, self.eos)
         # Deliveries of changelog records tell which changelog offset a store reaches: they
         # carry a callback of their own (collector.send_changelog).
@@ -126,6 +139,12 @@ class Runner(Recovery, Rebalancing):
         # The consumer leaves the group past max.poll.interval.ms: past that, a stuck loop is
         # of no use to anyone (see watchdog.py).
         self.watchdog = Watchdog(int(consumer_conf.get("max.poll.interval.ms", 300_000)) / 1000)
+        self.server: HttpServer | None = None
+        if self.metrics is not None and settings.http_port is not None:
+            health = health_routes(self.watchdog.stalled, self.readiness)
+            self.server = HttpServer(
+                settings.http_host, settings.http_port, [*self.metrics.routes(), *health]
+            )
         restore_config: dict[str, Any] = {
             **client,
             **settings.kafka_config,
@@ -185,6 +204,7 @@ class Runner(Recovery, Rebalancing):
         self.processed = 0
         self.commits = 0
         self.recoveries = 0
+        self.rebalances = {"assigned": 0, "revoked": 0, "lost": 0}
         self.last_input = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -196,6 +216,8 @@ class Runner(Recovery, Rebalancing):
     def run(self) -> int:
         code = EXIT_OK
         self.watchdog.start()
+        if self.server is not None:
+            self.server.start()
         try:
             self._start()
             log.info(
@@ -229,6 +251,8 @@ class Runner(Recovery, Rebalancing):
             self.dirty = False
         self.watchdog.tick()
         self._close()
+        if self.server is not None:
+            self.server.stop()
         log.info(
             "%s stopped: %d records processed, %d commits, %d recoveries, %d skipped, %d dead-lettered"
             ", %d dropped (by Kafka Streams' rules: late, a negative event time, a null key or foreign key at a join)",
@@ -304,6 +328,8 @@ class Runner(Recovery, Rebalancing):
                     log.warning("standby replicas: %s", exc.args[0])
             if self.unreachable_since is not None and now >= self.next_probe:
                 self._probe()
+            if self.metrics is not None and now >= self.metrics.next_sample:
+                self.metrics.sample(self.consumer, self.stores)
             if (
                 got
                 or not self.consumer.assignment()
@@ -343,6 +369,8 @@ class Runner(Recovery, Rebalancing):
             self.dirty = True
             self.positions = self._positions()
             self.processed += len(batch)
+            if self.metrics is not None:
+                self.metrics.consumed_batch(batch)
             self.collector.backpressure()
             if batch[-1].error() is None:
                 self.unreachable_since = None
@@ -361,6 +389,22 @@ class Runner(Recovery, Rebalancing):
         self._report_counts()
         if self.repeats is not None:
             self.repeats.flush()
+
+    def readiness(self) -> str | None:
+        """Why the app is not ready to process (None: it is), for GET /health/ready. Runs on an
+        HTTP server thread: it only reads what the loop sets."""
+        if self.stopping:
+            return "stopping"
+        if self.broken is not None:
+            return f"recovering from a Kafka error ({self.broken})"
+        if self.unreachable_since is not None:
+            return "no broker can be reached"
+        if not self.rebalances["assigned"]:
+            return "waiting for the first partition assignment"
+        restoring = len(self.newly_assigned)
+        if restoring:
+            return f"restoring state: {restoring} newly assigned partitions wait for their stores"
+        return None
 
     def _report_counts(self) -> None:
         failed, purged = self.collector.take_counts()
@@ -387,6 +431,7 @@ class Runner(Recovery, Rebalancing):
     def _commit(self) -> None:
         if not self.dirty:
             return
+        started = time.monotonic()
         # Cached store updates go out first: changelog records, and whatever follows a store.
         self.stores.flush()
         self.collector.commit(
@@ -402,6 +447,8 @@ class Runner(Recovery, Rebalancing):
                 self.committed_internal[tp.topic, tp.partition] = tp.offset
         self.dirty = False
         self.commits += 1
+        if self.metrics is not None:
+            self.metrics.committed(time.monotonic() - started)
         self.failed_commits = 0
         self.failing_since = None
         self.unreachable_since = None
@@ -451,6 +498,11 @@ def main(settings: Settings) -> int:
         # librdkafka refuses a setting (e.g. an -X value): say which, without a traceback.
         reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
         log.error("cannot start: %s. Check the -X settings and the environment.", reason)
+        return EXIT_FATAL
+    except OSError as exc:
+        log.error(
+            "cannot serve HTTP on %s port %s: %s", settings.http_host, settings.http_port, exc
+        )
         return EXIT_FATAL
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)

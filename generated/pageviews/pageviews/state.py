@@ -24,7 +24,7 @@ from typing import Any
 from . import APP_ID
 from .backends import Backend, MemoryBackend, RocksDBBackend, decode_entry, encode_entry
 from .errors import ErrorPolicy, Produce
-from .restore import restore
+from .restore import RestoreProgress, restore
 from .serde import DESERIALIZERS, SERIALIZERS
 
 log = logging.getLogger(APP_ID)
@@ -545,6 +545,7 @@ class Stores:
         self.ctx: Context | None = None
         self.by_name: dict[str, dict[int, Store]] = {name: {} for name in STORES}
         self.restored = 0
+        self.progress = RestoreProgress()
 
     def bind(self, ctx: Context, emitters: Mapping[str, EmitFunction]) -> None:
         self.ctx, self.emitters = ctx, emitters
@@ -599,6 +600,7 @@ class Stores:
                     for spec, p in opening
                 ],
                 self.tick,
+                self.progress,
             )
         for spec, p in opening:
             if self.cache_max_entries is not None:

@@ -30,6 +30,7 @@ class Watchdog:
         self.limit_s = limit_s
         self.last = time.monotonic()
         self.main = threading.get_ident()
+        self.loop = threading.current_thread()
         self._thread = threading.Thread(target=self._watch, name=f"{APP_ID}-watchdog", daemon=True)
 
     def start(self) -> None:
@@ -38,6 +39,16 @@ class Watchdog:
     def tick(self) -> None:
         """The loop is alive (called once per iteration, and between retries)."""
         self.last = time.monotonic()
+
+    def stalled(self) -> str | None:
+        """Why the loop is not alive (None: it is), for GET /health/live: it has ended, or made
+        no progress for longer than the limit (the watchdog is about to end the process)."""
+        if not self.loop.is_alive():
+            return "the run loop has ended"
+        idle = time.monotonic() - self.last
+        if idle > self.limit_s:
+            return f"no progress for {idle:.0f} s (limit {self.limit_s:.0f} s)"
+        return None
 
     def _watch(self) -> None:
         while True:

@@ -27,6 +27,7 @@ class Rebalancing:
         assigned: list[TopicPartition] | None
         broken: KafkaError | None
         positions: list[TopicPartition]
+        rebalances: dict[str, int]
 
         def _commit(self) -> None: ...
 
@@ -38,12 +39,15 @@ class Rebalancing:
         self.rebalanced = True
         self.assigned = None
         log.info("assigned: %s", _names(partitions))
+        # After newly_assigned: readiness (another thread) never sees the partitions as restored.
+        self.rebalances["assigned"] += 1
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Commit what was processed while we still own the partitions.
         self.rebalanced = True
         self.assigned = None
         log.info("revoked: %s", _names(partitions))
+        self.rebalances["revoked"] += 1
         if self.broken is None:
             try:
                 self._commit()
@@ -56,6 +60,7 @@ class Rebalancing:
         self.rebalanced = True
         self.assigned = None
         log.warning("lost: %s; aborting the open transaction", _names(partitions))
+        self.rebalances["lost"] += 1
         self._broke(KafkaError(KafkaError._STATE, "partitions lost to a rebalance"))
         self.positions = []
 

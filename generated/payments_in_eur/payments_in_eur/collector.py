@@ -57,6 +57,8 @@ class RecordCollector:
         # Delivery failures since the last look: counted, and logged a few at a time.
         self.failed_deliveries = 0
         self.purged = 0
+        # Transactions aborted since the start (read by the metrics).
+        self.aborted = 0
 
     def start(self) -> None:
         self.producer = Producer(self.config)
@@ -142,6 +144,7 @@ class RecordCollector:
             try:
                 self._bounded(self.producer.abort_transaction, "abort_transaction")
                 self.in_transaction = False
+                self.aborted += 1
                 self.poll()
                 return
             except KafkaException as exc:
@@ -160,6 +163,8 @@ class RecordCollector:
         # on the thread that clears it, never here.
         old = [self.producer]
         self.producer = Producer(self.config)
+        # The new producer's init_transactions() aborts the open transaction.
+        self.aborted += self.in_transaction
         self.in_transaction = False
         self.ready = False
         _discard(old)
@@ -171,6 +176,7 @@ class RecordCollector:
         try:
             if self.in_transaction:
                 self._bounded(self.producer.abort_transaction, "abort_transaction")
+                self.aborted += 1
             self.producer.flush(TIMEOUT_S)
         except KafkaException as exc:
             log.warning("closing the producer: %s", exc.args[0])

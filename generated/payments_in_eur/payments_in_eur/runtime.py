@@ -17,7 +17,7 @@ import signal
 import time
 import uuid
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -28,9 +28,13 @@ from .errors import ErrorPolicy, ProcessingFailed
 from .global_tables import GlobalTables
 from .rebalance import Rebalancing
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
+from .server import HttpServer, health_routes
 from .settings import SOURCE_TOPICS, Settings
 from .topics import Topics, TopicsError
 from .watchdog import EXIT_STUCK, Watchdog
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger(APP_ID)
 
@@ -90,6 +94,15 @@ class Runner(Recovery, Rebalancing):
             **settings.kafka_config,
             "error_cb": self._on_client_error,
         }
+        self.metrics: Metrics | None = None
+        if settings.http_port is not None:
+            # Imported only to serve metrics: without --http-port the app needs no prometheus-client.
+            from .metrics import STATS_EVERY_MS, Metrics
+
+            self.metrics = Metrics(self, settings.guarantee)
+            # The producer's statistics (served by poll()) count the records it was given per topic.
+            producer_conf.setdefault("statistics.interval.ms", STATS_EVERY_MS)
+            producer_conf["stats_cb"] = self.metrics.on_producer_stats
         self.collector = RecordCollector(producer_conf, self.eos)
         producer_conf["delivery.report.only.error"] = True
         producer_conf["on_delivery"] = self.collector.on_delivery
@@ -119,6 +132,12 @@ class Runner(Recovery, Rebalancing):
         # The consumer leaves the group past max.poll.interval.ms: past that, a stuck loop is
         # of no use to anyone (see watchdog.py).
         self.watchdog = Watchdog(int(consumer_conf.get("max.poll.interval.ms", 300_000)) / 1000)
+        self.server: HttpServer | None = None
+        if self.metrics is not None and settings.http_port is not None:
+            health = health_routes(self.watchdog.stalled, self.readiness)
+            self.server = HttpServer(
+                settings.http_host, settings.http_port, [*self.metrics.routes(), *health]
+            )
         self.stopping = False
         # Records were processed since the last commit.
         self.dirty = False
@@ -144,6 +163,7 @@ class Runner(Recovery, Rebalancing):
         self.processed = 0
         self.commits = 0
         self.recoveries = 0
+        self.rebalances = {"assigned": 0, "revoked": 0, "lost": 0}
         self.last_input = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -155,6 +175,8 @@ class Runner(Recovery, Rebalancing):
     def run(self) -> int:
         code = EXIT_OK
         self.watchdog.start()
+        if self.server is not None:
+            self.server.start()
         try:
             self._start()
             log.info(
@@ -188,6 +210,8 @@ class Runner(Recovery, Rebalancing):
             self.dirty = False
         self.watchdog.tick()
         self._close()
+        if self.server is not None:
+            self.server.stop()
         log.info(
             "%s stopped: %d records processed, %d commits, %d recoveries, %d skipped, %d dead-lettered",
             APP_ID,
@@ -256,6 +280,8 @@ class Runner(Recovery, Rebalancing):
                 continue
             if self.unreachable_since is not None and now >= self.next_probe:
                 self._probe()
+            if self.metrics is not None and now >= self.metrics.next_sample:
+                self.metrics.sample(self.consumer)
             if got or not self.consumer.assignment() or self.unreachable_since is not None:
                 # Idle time counts only while there are partitions to read from a reachable cluster.
                 self.last_input = now
@@ -289,6 +315,8 @@ class Runner(Recovery, Rebalancing):
             self.dirty = True
             self.positions = self._positions()
             self.processed += len(batch)
+            if self.metrics is not None:
+                self.metrics.consumed_batch(batch)
             self.collector.backpressure()
             if batch[-1].error() is None:
                 self.unreachable_since = None
@@ -305,6 +333,19 @@ class Runner(Recovery, Rebalancing):
         self._report_counts()
         if self.repeats is not None:
             self.repeats.flush()
+
+    def readiness(self) -> str | None:
+        """Why the app is not ready to process (None: it is), for GET /health/ready. Runs on an
+        HTTP server thread: it only reads what the loop sets."""
+        if self.stopping:
+            return "stopping"
+        if self.broken is not None:
+            return f"recovering from a Kafka error ({self.broken})"
+        if self.unreachable_since is not None:
+            return "no broker can be reached"
+        if not self.rebalances["assigned"]:
+            return "waiting for the first partition assignment"
+        return None
 
     def _report_counts(self) -> None:
         failed, purged = self.collector.take_counts()
@@ -330,6 +371,7 @@ class Runner(Recovery, Rebalancing):
     def _commit(self) -> None:
         if not self.dirty:
             return
+        started = time.monotonic()
         self.collector.commit(
             self.positions, self.consumer.consumer_group_metadata() if self.eos else None
         )
@@ -337,6 +379,8 @@ class Runner(Recovery, Rebalancing):
             self.consumer.commit(offsets=self.positions, asynchronous=False)
         self.dirty = False
         self.commits += 1
+        if self.metrics is not None:
+            self.metrics.committed(time.monotonic() - started)
         self.failed_commits = 0
         self.failing_since = None
         self.unreachable_since = None
@@ -350,6 +394,11 @@ def main(settings: Settings) -> int:
         # librdkafka refuses a setting (e.g. an -X value): say which, without a traceback.
         reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
         log.error("cannot start: %s. Check the -X settings and the environment.", reason)
+        return EXIT_FATAL
+    except OSError as exc:
+        log.error(
+            "cannot serve HTTP on %s port %s: %s", settings.http_host, settings.http_port, exc
+        )
         return EXIT_FATAL
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
