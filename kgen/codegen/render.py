@@ -48,6 +48,7 @@ FILES = (
     ("app/package/fk.py.j2", "{pkg}/fk.py"),
     ("app/package/processors.py.j2", "{pkg}/processors.py"),
     ("app/package/standby.py.j2", "{pkg}/standby.py"),
+    ("app/package/queries.py.j2", "{pkg}/queries.py"),
     ("app/package/py.typed.j2", "{pkg}/py.typed"),
     ("app/tests/conftest.py.j2", "tests/conftest.py"),
     ("app/tests/test_topology.py.j2", "tests/test_{pkg}_topology.py"),
@@ -72,6 +73,7 @@ STATEFUL_ONLY = frozenset(
         "app/package/state.py.j2",
         "app/package/backends.py.j2",
         "app/package/restore.py.j2",
+        "app/package/queries.py.j2",
         "app/tests/test_state.py.j2",
     }
 )

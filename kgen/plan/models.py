@@ -309,6 +309,13 @@ class AppPlan:
         return tuple(line for _, line in sorted(lines, key=lambda m: (m[0].lower(), m[1])))
 
     @property
+    def queryable_stores(self) -> tuple[StorePlan, ...]:
+        """The stores interactive queries read: tables', aggregations' (windowed too) and
+        processors' (not buffers, subscriptions or join windows)."""
+        kinds = ("table", "count", "reduce", "aggregate", "processor")
+        return tuple(s for s in self.stores if s.kind in kinds)
+
+    @property
     def standbys(self) -> bool:
         """Some store is on disk: it can have standby replicas."""
         return any(s.type == "rocksdb" for s in self.stores)

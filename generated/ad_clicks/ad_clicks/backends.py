@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from rocksdict import Options, Rdict, WriteBatch
@@ -46,6 +46,8 @@ class Backend(Protocol):
     def read_meta(self, key: bytes) -> bytes | None: ...
 
     def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+    def range(self, low: bytes | None, high: bytes | None) -> Iterator[tuple[bytes, bytes]]: ...
 
     def approximate_entries(self) -> int: ...
 
@@ -86,6 +88,12 @@ class MemoryBackend:
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         return list(self.data.items())
+
+    def range(self, low: bytes | None, high: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """The keys from `low` to `high` (both included; None: unbounded), in byte order."""
+        for key in sorted(self.data):
+            if (low is None or key >= low) and (high is None or key <= high):
+                yield key, self.data[key]
 
     def approximate_entries(self) -> int:
         return len(self.data)
@@ -173,6 +181,14 @@ class RocksDBBackend:
 
     def items(self) -> Iterable[tuple[bytes, bytes]]:
         return [(k, v) for k, v in self.db.items() if isinstance(k, bytes) and isinstance(v, bytes)]
+
+    def range(self, low: bytes | None, high: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """The keys from `low` to `high` (both included; None: unbounded), in byte order."""
+        for key, value in self.db.items(from_key=low) if low is not None else self.db.items():
+            assert isinstance(key, bytes) and isinstance(value, bytes)
+            if high is not None and key > high:
+                return
+            yield key, value
 
     def approximate_entries(self) -> int:
         # RocksDB's estimate, from its metadata (counting would read every key): exact after a

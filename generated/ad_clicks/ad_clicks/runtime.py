@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 from . import APP_ID, logs, standby, topology
 from .collector import RecordCollector
 from .errors import ErrorPolicy, ProcessingFailed
+from .queries import Queries
 from .rebalance import Rebalancing
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
 from .server import HttpServer, health_routes
@@ -68,6 +69,14 @@ class Runner(Recovery, Rebalancing):
         self.eos = settings.exactly_once
         self.repeats = repeats
         instance = settings.instance_id or uuid.uuid4().hex[:12]
+        # Bound first: the consumer's client id advertises the server's URL to the other
+        # instances (interactive queries forward to the owner of a key's partition).
+        self.server: HttpServer | None = None
+        if settings.http_port is not None:
+            self.server = HttpServer(settings.http_host, settings.http_port, [])
+        member = f"{APP_ID}-{instance}" + (
+            f"@{settings.http_advertised_url or self.server.url}" if self.server is not None else ""
+        )
         client: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             # librdkafka's own lines go through Python logging (logs.py), not to stderr.
@@ -75,7 +84,7 @@ class Runner(Recovery, Rebalancing):
         }
         consumer_conf: dict[str, Any] = {
             **client,
-            "client.id": f"{APP_ID}-{instance}",
+            "client.id": member,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             # librdkafka's default (1000 ms) stops fetching for a second whenever its local
@@ -139,11 +148,10 @@ class Runner(Recovery, Rebalancing):
         # The consumer leaves the group past max.poll.interval.ms: past that, a stuck loop is
         # of no use to anyone (see watchdog.py).
         self.watchdog = Watchdog(int(consumer_conf.get("max.poll.interval.ms", 300_000)) / 1000)
-        self.server: HttpServer | None = None
-        if self.metrics is not None and settings.http_port is not None:
-            health = health_routes(self.watchdog.stalled, self.readiness)
-            self.server = HttpServer(
-                settings.http_host, settings.http_port, [*self.metrics.routes(), *health]
+        if self.server is not None and self.metrics is not None:
+            self.server.routes = (
+                *self.metrics.routes(),
+                *health_routes(self.watchdog.stalled, self.readiness),
             )
         restore_config: dict[str, Any] = {
             **client,
@@ -161,6 +169,15 @@ class Runner(Recovery, Rebalancing):
         )
         self.ctx = Context(self.errors, self.stores)
         self.stores.bind(self.ctx, topology.EMITTERS)
+        if self.server is not None:
+            queries = Queries(
+                self.stores,
+                self.admin,
+                member,
+                self.topics.counts.get,
+                lambda: not self.newly_assigned,
+            )
+            self.server.routes = (*self.server.routes, *queries.routes())
         standby_config = {**restore_config, "client.id": f"{APP_ID}-{instance}-standby"}
         self.standbys = standby.make(
             settings.num_standby_replicas,

@@ -38,6 +38,8 @@ class Topics:
         self.admin = admin
         # -1: the broker's default.replication.factor (Kafka Streams' replication.factor=-1).
         self.replication_factor = replication_factor
+        # Partition counts of the topics, as found by prepare().
+        self.counts: dict[str, int] = {}
 
     def prepare(self) -> None:
         needed = sorted({*SOURCE_TOPICS, *SINK_TOPICS})
@@ -64,6 +66,7 @@ class Topics:
                 "partitions in the spec so the app creates them."
             )
         self._wait_for(needed)
+        self.counts = self._partition_counts()
         self._check_copartitioned()
         self._prepare_internal()
 

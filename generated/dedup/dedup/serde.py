@@ -110,6 +110,28 @@ def deserialize_long(data: bytes | None) -> Any:
     return int.from_bytes(data, "big", signed=True)
 
 
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash of a key (Utils.murmur2, as unsigned 32 bits): what the Java
+    client's partitioner and librdkafka's murmur2_random hash."""
+    m, length = 0x5BD1E995, len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    end = length & ~3
+    for i in range(0, end, 4):
+        k = (int.from_bytes(data[i : i + 4], "little") * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        h = ((h * m) & 0xFFFFFFFF) ^ ((k * m) & 0xFFFFFFFF)
+    rest = length & 3
+    if rest == 3:
+        h ^= data[end + 2] << 16
+    if rest >= 2:
+        h ^= data[end + 1] << 8
+    if rest >= 1:
+        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
 SERIALIZERS: dict[str, Callable[[Any], bytes | None]] = {
     "json": serialize_json,
     "long": serialize_long,

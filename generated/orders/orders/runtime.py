@@ -57,6 +57,14 @@ class Runner(Recovery, Rebalancing):
         self.eos = settings.exactly_once
         self.repeats = repeats
         instance = settings.instance_id or uuid.uuid4().hex[:12]
+        # Bound first: the consumer's client id advertises the server's URL to the other
+        # instances (interactive queries forward to the owner of a key's partition).
+        self.server: HttpServer | None = None
+        if settings.http_port is not None:
+            self.server = HttpServer(settings.http_host, settings.http_port, [])
+        member = f"{APP_ID}-{instance}" + (
+            f"@{settings.http_advertised_url or self.server.url}" if self.server is not None else ""
+        )
         client: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             # librdkafka's own lines go through Python logging (logs.py), not to stderr.
@@ -64,7 +72,7 @@ class Runner(Recovery, Rebalancing):
         }
         consumer_conf: dict[str, Any] = {
             **client,
-            "client.id": f"{APP_ID}-{instance}",
+            "client.id": member,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
             # librdkafka's default (1000 ms) stops fetching for a second whenever its local
@@ -122,11 +130,10 @@ class Runner(Recovery, Rebalancing):
         # The consumer leaves the group past max.poll.interval.ms: past that, a stuck loop is
         # of no use to anyone (see watchdog.py).
         self.watchdog = Watchdog(int(consumer_conf.get("max.poll.interval.ms", 300_000)) / 1000)
-        self.server: HttpServer | None = None
-        if self.metrics is not None and settings.http_port is not None:
-            health = health_routes(self.watchdog.stalled, self.readiness)
-            self.server = HttpServer(
-                settings.http_host, settings.http_port, [*self.metrics.routes(), *health]
+        if self.server is not None and self.metrics is not None:
+            self.server.routes = (
+                *self.metrics.routes(),
+                *health_routes(self.watchdog.stalled, self.readiness),
             )
         # Sub-topologies reading several topics take their records in timestamp order.
         self.tasks = PartitionGroups(self.consumer, settings.max_task_idle_ms / 1000)

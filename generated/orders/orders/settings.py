@@ -141,6 +141,9 @@ class Settings:
     # Serve /metrics and /health/* over HTTP on this port (0: any free one); None: no server.
     http_port: int | None = None
     http_host: str = "127.0.0.1"
+    # The URL other instances reach this one's server at (interactive queries forward to it);
+    # default: the server's own address.
+    http_advertised_url: str | None = None
 
     @property
     def exactly_once(self) -> bool:
@@ -239,6 +242,13 @@ def parser() -> argparse.ArgumentParser:
         default=_env("HTTP_HOST", "127.0.0.1"),
         help=f"the address the HTTP server listens on (env {ENV_PREFIX}HTTP_HOST; default %(default)s)",
     )
+    p.add_argument(
+        "--http-advertised-url",
+        default=_env("HTTP_ADVERTISED_URL"),
+        metavar="URL",
+        help="where the other instances reach this one's HTTP server, e.g. http://pod-1:8080 "
+        f"(env {ENV_PREFIX}HTTP_ADVERTISED_URL; default: the server's own address)",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -286,4 +296,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         replication_factor=args.replication_factor,
         http_port=args.http_port,
         http_host=args.http_host,
+        http_advertised_url=args.http_advertised_url,
     )

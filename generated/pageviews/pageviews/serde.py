@@ -155,6 +155,14 @@ def _deserialize_windowed(
     return Windowed(inner(data[:-8]), start, start + size)
 
 
+def serialize_windowed_string_60000(obj: Any) -> bytes | None:
+    return _serialize_windowed(obj, serialize_string)
+
+
+def deserialize_windowed_string_60000(data: bytes | None) -> Any:
+    return _deserialize_windowed(data, deserialize_string, 60000)
+
+
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash of a key (Utils.murmur2, as unsigned 32 bits): what the Java
     client's partitioner and librdkafka's murmur2_random hash."""
@@ -175,14 +183,6 @@ def murmur2(data: bytes) -> int:
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
     return h ^ (h >> 15)
-
-
-def serialize_windowed_string_60000(obj: Any) -> bytes | None:
-    return _serialize_windowed(obj, serialize_string)
-
-
-def deserialize_windowed_string_60000(data: bytes | None) -> Any:
-    return _deserialize_windowed(data, deserialize_string, 60000)
 
 
 SERIALIZERS: dict[str, Callable[[Any], bytes | None]] = {

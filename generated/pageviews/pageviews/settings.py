@@ -128,6 +128,9 @@ class Settings:
     # Serve /metrics and /health/* over HTTP on this port (0: any free one); None: no server.
     http_port: int | None = None
     http_host: str = "127.0.0.1"
+    # The URL other instances reach this one's server at (interactive queries forward to it);
+    # default: the server's own address.
+    http_advertised_url: str | None = None
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
     # Overrides the spec's cache_max_entries of every store (0: forward every update).
@@ -236,6 +239,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"the address the HTTP server listens on (env {ENV_PREFIX}HTTP_HOST; default %(default)s)",
     )
     p.add_argument(
+        "--http-advertised-url",
+        default=_env("HTTP_ADVERTISED_URL"),
+        metavar="URL",
+        help="where the other instances reach this one's HTTP server, e.g. http://pod-1:8080 "
+        f"(env {ENV_PREFIX}HTTP_ADVERTISED_URL; default: the server's own address)",
+    )
+    p.add_argument(
         "--state-dir",
         default=_env("STATE_DIR"),
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
@@ -309,6 +319,7 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         replication_factor=args.replication_factor,
         http_port=args.http_port,
         http_host=args.http_host,
+        http_advertised_url=args.http_advertised_url,
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
         cache_max_entries=args.cache_max_entries,

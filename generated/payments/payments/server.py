@@ -125,7 +125,12 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("serving /metrics, /health/live and /health/ready on %s", self.url)
+        stores = any(r.pattern.pattern.startswith("/stores") for r in self.routes)
+        log.info(
+            "serving /metrics, /health/live and /health/ready%s on %s",
+            " and /stores" if stores else "",
+            self.url,
+        )
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -152,6 +152,14 @@ def _deserialize_session(data: bytes | None, inner: Callable[[bytes | None], Any
     return Windowed(inner(data[:-16]), start, end)
 
 
+def serialize_session_string(obj: Any) -> bytes | None:
+    return _serialize_session(obj, serialize_string)
+
+
+def deserialize_session_string(data: bytes | None) -> Any:
+    return _deserialize_session(data, deserialize_string)
+
+
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 hash of a key (Utils.murmur2, as unsigned 32 bits): what the Java
     client's partitioner and librdkafka's murmur2_random hash."""
@@ -172,14 +180,6 @@ def murmur2(data: bytes) -> int:
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
     return h ^ (h >> 15)
-
-
-def serialize_session_string(obj: Any) -> bytes | None:
-    return _serialize_session(obj, serialize_string)
-
-
-def deserialize_session_string(data: bytes | None) -> Any:
-    return _deserialize_session(data, deserialize_string)
 
 
 SERIALIZERS: dict[str, Callable[[Any], bytes | None]] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -218,6 +219,9 @@ class Stores:
         self.by_name: dict[str, dict[int, Store]] = {name: {} for name in STORES}
         self.restored = 0
         self.progress = RestoreProgress()
+        # Held while committed state changes or store partitions close: interactive queries
+        # (another thread) read the databases under it.
+        self.lock = threading.RLock()
 
     def bind(self, ctx: Context, emitters: Mapping[str, EmitFunction]) -> None:
         self.ctx, self.emitters = ctx, emitters
@@ -276,23 +280,25 @@ class Stores:
 
     def close(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Close the store partitions of released partitions (committed or aborted before)."""
-        for topic, partition in partitions:
-            for spec in STORES.values():
-                store = (
-                    self.by_name[spec.name].pop(partition, None)
-                    if topic in spec.source_topics
-                    else None
-                )
-                if store is not None:
-                    store.abort()
-                    store.backend.close()
+        with self.lock:
+            for topic, partition in partitions:
+                for spec in STORES.values():
+                    store = (
+                        self.by_name[spec.name].pop(partition, None)
+                        if topic in spec.source_topics
+                        else None
+                    )
+                    if store is not None:
+                        store.abort()
+                        store.backend.close()
 
     def close_all(self) -> None:
-        for parts in self.by_name.values():
-            for store in parts.values():
-                store.abort()
-                store.backend.close()
-            parts.clear()
+        with self.lock:
+            for parts in self.by_name.values():
+                for store in parts.values():
+                    store.abort()
+                    store.backend.close()
+                parts.clear()
 
     def flush(self) -> None:
         for parts in self.by_name.values():
@@ -303,8 +309,9 @@ class Stores:
         return any(s.dirty for s in self.all())
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        for store in self.all():
-            store.commit(offsets.get((store.spec.changelog_topic, store.partition)))
+        with self.lock:
+            for store in self.all():
+                store.commit(offsets.get((store.spec.changelog_topic, store.partition)))
 
     def abort(self) -> None:
         for store in self.all():
