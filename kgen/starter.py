@@ -106,6 +106,9 @@ steps = [
 # how = "left", joiner = "{**value, 'click': other}" }. A table joins a table by a foreign key
 # (first step of a [[tables]] entry): { join = "products", foreign_key = "value['product']",
 # joiner = "{**value, 'product': other}" }.
+# What the DSL lacks, a processor of yours does (Processor API): { process =
+# "mymodule:MyProcessor", stores = ["seen"] }, a class with init(context), process(record) and
+# close(), its stores declared under [stores] with key and value formats.
 
 # Global tables: every partition of a topic on every instance (a GlobalKTable), joined by a
 # lookup key computed from the record, e.g. { join = "currencies", key = "value['currency']",
