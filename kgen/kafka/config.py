@@ -21,6 +21,12 @@ _TEST_FRIENDLY = {
     # Tests join groups and time out transactions; waiting for the defaults is dead time.
     "group.initial.rebalance.delay.ms": "0",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+    # The consumer group protocol (KIP-848) takes a group's consumer.session.timeout.ms only
+    # within 45-60 s by default, and its heartbeat interval within 5-15 s: the classic
+    # protocol's lower bound (group.min.session.timeout.ms, 6 s) and 1 s heartbeats let an app
+    # set the same fast failover under either protocol (the defaults stay 45 s and 5 s).
+    "group.consumer.min.session.timeout.ms": "6000",
+    "group.consumer.min.heartbeat.interval.ms": "1000",
     # Topics must be declared: an implicitly created topic hides a spec bug.
     "auto.create.topics.enable": "false",
     "num.partitions": "1",

@@ -88,6 +88,11 @@ DEFAULT_COMMIT_INTERVAL_MS = 100
 # The spec's replication_factor (-1: the broker's default.replication.factor).
 DEFAULT_REPLICATION_FACTOR = -1
 DEFAULT_STANDBY_REPLICAS = 0
+# How long the group waits for a member that stopped heartbeating before its partitions move
+# (the consumer's session.timeout.ms; the group's consumer.session.timeout.ms under the
+# consumer protocol): see runtime.py for why 10 s.
+DEFAULT_SESSION_TIMEOUT_MS = 10_000
+GROUP_PROTOCOLS = ("classic", "consumer")
 ENV_PREFIX = "AD_CLICKS_"
 
 # Client settings with a flag and an environment variable of their own; anything else
@@ -113,6 +118,10 @@ class Settings:
     # A stable id per instance: static group membership and a fixed transactional.id, so a
     # restarted instance takes its partitions back at once instead of waiting for timeouts.
     instance_id: str | None = None
+    # The consumer group protocol: "classic" (JoinGroup/SyncGroup, eager range assignment) or
+    # "consumer" (KIP-848: the broker assigns, incrementally).
+    group_protocol: str = "classic"
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
     kafka_config: dict[str, str] = field(default_factory=dict)
     batch_size: int = 1000
     # Stop cleanly after this many seconds without input (demos, benchmarks, batch runs).
@@ -190,6 +199,21 @@ def parser() -> argparse.ArgumentParser:
         "--instance-id",
         default=_env("INSTANCE_ID"),
         help=f"stable id of this instance, unique in the group (env {ENV_PREFIX}INSTANCE_ID)",
+    )
+    p.add_argument(
+        "--group-protocol",
+        choices=GROUP_PROTOCOLS,
+        default=_env("GROUP_PROTOCOL", "classic"),
+        help="consumer group protocol: classic, or consumer (KIP-848, brokers 4.0+: the broker assigns "
+        f"partitions incrementally) (env {ENV_PREFIX}GROUP_PROTOCOL; default %(default)s)",
+    )
+    p.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=int(_env("SESSION_TIMEOUT_MS") or DEFAULT_SESSION_TIMEOUT_MS),
+        help="how long the group waits for an instance that stopped heartbeating before its partitions "
+        "move; under the consumer protocol the app sets it on its group, within the broker's "
+        f"group.consumer.min/max.session.timeout.ms (env {ENV_PREFIX}SESSION_TIMEOUT_MS; default %(default)s)",
     )
     p.add_argument("--batch-size", type=int, default=1000, help="records per consume call")
     p.add_argument(
@@ -310,6 +334,8 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         commit_interval_ms=int(interval),
         log_level=args.log_level,
         instance_id=args.instance_id,
+        group_protocol=args.group_protocol,
+        session_timeout_ms=args.session_timeout_ms,
         kafka_config=kafka_config,
         batch_size=args.batch_size,
         stop_when_idle_s=args.stop_when_idle,

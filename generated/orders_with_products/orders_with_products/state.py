@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -398,9 +399,11 @@ class Stores:
                         opening.append((spec, partition))
         if not opening:
             return
+        began = time.monotonic()
         backends = {(spec.name, p): self._backend(spec, p) for spec, p in opening}
         if self.restore_config is not None:
-            self.restored += restore(
+            opened = time.monotonic()
+            restored = restore(
                 self.restore_config,
                 [
                     (spec.name, spec.changelog_topic, p, backends[spec.name, p])
@@ -408,6 +411,15 @@ class Stores:
                 ],
                 self.tick,
                 self.progress,
+            )
+            self.restored += restored
+            log.info(
+                "%d store partitions ready in %.2f s: opened in %.2f s, %d changelog records restored in %.2f s",
+                len(opening),
+                time.monotonic() - began,
+                opened - began,
+                restored,
+                time.monotonic() - opened,
             )
         for spec, p in opening:
             if self.cache_max_entries is not None:

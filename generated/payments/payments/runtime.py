@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from . import APP_ID, logs, topology
 from .collector import RecordCollector
 from .errors import ErrorPolicy, ProcessingFailed
-from .rebalance import Rebalancing
+from .rebalance import Rebalancing, configure_group, membership
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
 from .server import HttpServer, health_routes
 from .settings import SOURCE_TOPICS, Settings
@@ -77,6 +77,8 @@ class Runner(Recovery, Rebalancing):
             # librdkafka's default (1000 ms) stops fetching for a second whenever its local
             # queue is full; this loop drains the queue much faster than that.
             "fetch.queue.backoff.ms": 10,
+            # How fast a dead instance's partitions move (see rebalance.membership).
+            **membership(settings),
             **settings.kafka_config,
             "error_cb": self._on_consumer_error,
             # Offsets are committed by this loop only: with the transaction, or after a flush.
@@ -85,6 +87,11 @@ class Runner(Recovery, Rebalancing):
             "enable.auto.offset.store": False,
         }
         if settings.instance_id:
+            # Static membership: a restarted instance takes its partitions back without a
+            # rebalance, and its transactional.id (the same id) aborts its dead transaction at
+            # once. Only the operator knows an id is stable and unique (a StatefulSet's pod
+            # name, say): two live instances with one id fence each other, so there is none
+            # by default.
             consumer_conf["group.instance.id"] = f"{APP_ID}-{settings.instance_id}"
         if self.eos:
             # Never read another app's aborted or still-open transactions.
@@ -176,10 +183,11 @@ class Runner(Recovery, Rebalancing):
         try:
             self._start()
             log.info(
-                "%s running (%s, commit every %d ms) on %s",
+                "%s running (%s, commit every %d ms, %s group protocol) on %s",
                 APP_ID,
                 self.settings.guarantee,
                 self.settings.commit_interval_ms,
+                self.settings.group_protocol,
                 ", ".join(SOURCE_TOPICS),
             )
             self._loop()
@@ -237,6 +245,9 @@ class Runner(Recovery, Rebalancing):
                 log.warning("starting: %s; trying again", err)
                 time.sleep(backoff(attempt))
                 attempt += 1
+        if self.settings.group_protocol == "consumer":
+            # The group's own settings, in place before this member joins.
+            configure_group(self.admin, self.settings.session_timeout_ms)
         self.consumer.subscribe(
             [*SOURCE_TOPICS],
             on_assign=self._on_assign,
