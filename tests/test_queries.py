@@ -55,7 +55,8 @@ def app(build_app: BuildApp) -> App:
 @pytest.fixture
 def ask(app: App) -> Any:
     driver = app.module("driver").TopologyTestDriver()
-    for i, (key, ts) in enumerate([("a", 1_000), ("a", 2_000), ("b", 3_000), ("a", 61_000)]):
+    records = [("a", 1_000), ("a", 2_000), ("b", 3_000), ("a", 61_000), ("é /?%", 5)]
+    for i, (key, ts) in enumerate(records):
         driver.pipe_input("clicks", key, f"v{i}", timestamp=ts)
     queries = app.module("queries").Queries(driver.stores, None, "me", lambda t: 1, lambda: True)
     dispatch = app.module("server").dispatch
@@ -72,6 +73,8 @@ def test_a_keys_value_with_its_timestamp(ask: Any) -> None:
         200,
         {"store": "totals", "key": "a", "partition": 0, "value": 3, "timestamp": 61_000},
     )
+    # A key in the path is percent-encoded, as a client sends it.
+    assert ask("/stores/totals/keys/%C3%A9%20%2F%3F%25")[1]["key"] == "é /?%"
     status, body = ask("/stores/totals/keys/zz")
     assert status == 404 and body["error"] == "no such key"
 
@@ -100,7 +103,10 @@ def test_one_instances_part_of_a_range_paged(ask: Any) -> None:
     assert status == 200 and body["partitions"] == [0]
     assert [bytes.fromhex(k) for k, _ in body["entries"]] == [b"a"]
     status, body = ask("/stores/totals/range?local=1&after=a")
-    assert [(bytes.fromhex(k), v["value"]) for k, v in body["entries"]] == [(b"b", 1)]
+    assert [(bytes.fromhex(k), v["value"]) for k, v in body["entries"]] == [
+        (b"b", 1),
+        ("é /?%".encode(), 1),
+    ]
     status, body = ask("/stores/totals/range?local=1&from=b&to=b")
     assert [bytes.fromhex(k) for k, _ in body["entries"]] == [b"b"]
 

@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import unquote, urlencode
 
 from confluent_kafka.admin import AdminClient
 
@@ -135,7 +135,8 @@ class Queries:
 
     def get(self, request: Request, spec: StoreSpec) -> Response:
         key_format = self._plain_format(spec)
-        key = _parse_key(request.params["key"], key_format)
+        # The path as sent: percent-encoded.
+        key = _parse_key(unquote(request.params["key"]), key_format)
         key_bytes = SERIALIZERS[key_format](key)
         if key_bytes is None:
             raise ValueError("a key cannot be null")
@@ -199,7 +200,7 @@ class Queries:
         owner = self._owner(store, partition)
         url = (
             owner.split("@", 1)[1]
-            + quote(request.path)
+            + request.path
             + "?"
             + urlencode({**{k: v[0] for k, v in request.query.items()}, "local": "1"})
         )
@@ -238,7 +239,7 @@ class Queries:
                 "local": "1",
                 "limit": str(limit),
             }
-            status, body = _fetch(url + quote(request.path) + "?" + urlencode(query))
+            status, body = _fetch(url + request.path + "?" + urlencode(query))
             if status != 200:
                 raise Unavailable(f"an instance ({url}) cannot answer now")
             answer = json.loads(body)
