@@ -1,15 +1,18 @@
 """`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
 --workloads filter,transform,count,windowed-count,enrich [--commit-intervals default,100]`
-(quix does not run enrich); `python -m bench restore --records N`."""
+(quix does not run enrich); `python -m bench restore --records N`; `python -m bench failover
+--keys N`."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.failover import VARIANTS as FAILOVER_VARIANTS
 from bench.harness import RESULTS_DIR, Config, run
 from bench.measure import RunFailed
 from bench.systems import SYSTEMS
@@ -137,17 +140,45 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIFF",
         help="apply this unified diff to the generated count app (paths a/bench_count/...)",
     )
+    f = sub.add_parser(
+        "failover",
+        help="3 instances of the count app, SIGKILL one: time until its partitions have new output",
+    )
+    f.add_argument("--keys", type=int, default=1_000_000, help="keys in the store (%(default)s)")
+    f.add_argument(
+        "--variants",
+        type=_names,
+        default=tuple(FAILOVER_VARIANTS),
+        help=f"comma-separated, run in this order each round; of: {', '.join(FAILOVER_VARIANTS)}",
+    )
+    f.add_argument("--repeat", type=int, default=1, help="rounds (%(default)s)")
+    f.add_argument("--rate", type=int, default=1_000, help="input records per second (%(default)s)")
+    f.add_argument(
+        "--bootstrap-servers",
+        help="a loopback broker to use (default: start kgen's local broker for the run)",
+    )
+    f.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="(default bench/results)")
+    f.add_argument("--no-results", action="store_true", help="write no results file")
+    f.add_argument("--json", type=Path, help="also write every round as JSON here")
+    f.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds from the kill to the last dead partition's output (%(default)s)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
+    if args.command == "failover":
+        return _failover(args, shlex.join(shown))
     if args.records < 1 or args.repeat < 1 or getattr(args, "warmup", 0) < 0:
         parser().error("--records and --repeat must be at least 1, --warmup at least 0")
     bad = [c for c in args.client_config if "=" not in c]
     if bad:
         parser().error(f"-X takes KEY=VALUE, got {bad[0]!r}")
-    shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
     if args.command == "restore":
         return _restore(args, shlex.join(shown))
     if args.commit_interval_ms is not None and args.commit_interval_ms < 1:
@@ -202,6 +233,32 @@ def _restore(args: argparse.Namespace, command: str) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     return 0 if results and all(r.verified for r in results) else 1
+
+
+def _failover(args: argparse.Namespace, command: str) -> int:
+    from bench import failover
+
+    if args.keys < 1 or args.repeat < 1 or args.rate < 1:
+        parser().error("--keys, --repeat and --rate must be at least 1")
+    config = failover.FailoverConfig(
+        keys=args.keys,
+        variants=args.variants,
+        repeat=args.repeat,
+        rate=args.rate,
+        bootstrap=args.bootstrap_servers,
+        results_dir=None if args.no_results else args.results_dir,
+        json_path=args.json,
+        timeout_s=args.timeout,
+        command=command,
+    )
+    # The harness stops what it started on SIGTERM too (as on Ctrl-C), not only at its end.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = failover.run(config)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    return 0 if results and all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

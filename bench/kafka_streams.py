@@ -27,6 +27,7 @@ import fcntl
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent / "kafka-streams"
@@ -111,12 +112,16 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
     commit_interval_ms: int | None = None,
     stop_when_idle: float | None = None,
     table: str | None = None,
+    config: Mapping[str, str] | None = None,
+    jvm_options: Sequence[str] = (),
 ) -> list[str]:
     """The argv that runs `workload` (filter, transform, count, windowed-count, enrich) with
     the jar; `table` is the topic `enrich` reads as its table (required there, nowhere else).
 
     Exactly-once (v2), one stream thread, auto.offset.reset=earliest; Kafka Streams' own
-    commit interval (100 ms under exactly-once) unless `commit_interval_ms` is given.
+    commit interval (100 ms under exactly-once) unless `commit_interval_ms` is given. `config`:
+    more Kafka Streams (or client) settings, e.g. enable.transactional.statestores=true;
+    `jvm_options` go before `-jar` (e.g. -D settings of the slf4j-simple logger).
     """
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}: one of {', '.join(WORKLOADS)}")
@@ -124,6 +129,7 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
         raise ValueError(f"workload {workload!r}: a table topic is for enrich, and needed there")
     argv = [
         "java",
+        *jvm_options,
         "-jar",
         str(jar),
         "--workload",
@@ -145,6 +151,8 @@ def command(  # noqa: PLR0917 - the positional signature the harness calls
         argv += ["--stop-when-idle", f"{stop_when_idle:g}"]
     if table is not None:
         argv += ["--table", table]
+    for key, value in (config or {}).items():
+        argv += ["--config", f"{key}={value}"]
     return argv
 
 

@@ -152,3 +152,32 @@ def test_join_and_crash_under_the_consumer_protocol(kafka_bootstrap: str, tmp_pa
         int(n) for n in re.findall(r"ready in .* (\d+) changelog records restored", texts[0])
     ]
     assert len(restored) == 2 and restored[1] > 0, restored
+
+
+def test_a_static_member_restarted_within_its_dead_sessions_time_stops(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Under the consumer protocol the broker refuses a member whose group.instance.id a dead
+    member's session still holds (the classic protocol lets it take the place at once):
+    librdkafka reports it as a fatal error among the records, and the app exits 3 saying so,
+    instead of running on without a group."""
+    app_id = "wc-kip848-static"
+    topics.recreate_topics(
+        kafka_bootstrap, {"lines": PARTITIONS, "word-counts": PARTITIONS}, groups=[app_id]
+    )
+    app = build_example("wordcount", app_id, tmp_path)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    args = ("--instance-id", "one", "--state-dir", str(tmp_path / "state"))
+    first = _start(app, kafka_bootstrap, logs[0], *args)
+    try:
+        deadline = time.monotonic() + 60
+        while "assigned: " not in logs[0].read_text():
+            assert first.poll() is None and time.monotonic() < deadline, logs[0].read_text()
+            time.sleep(0.1)
+    finally:
+        first.kill()
+        first.wait(30)
+    second = _start(app, kafka_bootstrap, logs[1], *args)
+    assert second.wait(60) == 3, logs[1].read_text()[-3000:]
+    text = logs[1].read_text()
+    assert "the consumer cannot go on" in text and "instance ID is still used" in text, text

@@ -21,9 +21,9 @@ log = logging.getLogger(APP_ID)
 FORMAT_VERSION = b"1"
 # RocksDB's memtable size (Kafka Streams' choice; RocksDB's default is 64 MiB). What was written
 # since the last memtable flush lives in the write-ahead log, which is replayed when the store
-# opens after a crash: 6 partitions holding 1M keys updated 6 times opened in 5.4 s after a
-# SIGKILL with 64 MiB memtables, 1.5 s with 16 MiB (1.0-1.4 s with 8 MiB); the writes were as
-# fast (bench/README.md, "Failover").
+# opens after a crash: 6 partitions holding 1M keys updated 6 times opened in 5.4-5.8 s after
+# a SIGKILL with 64 MiB memtables, 1.5-2.3 s with 16 MiB (1.0-1.4 s with 8 MiB); the writes
+# were not slower (bench/README.md, "Failover").
 WRITE_BUFFER_BYTES = 16 * 2**20
 
 

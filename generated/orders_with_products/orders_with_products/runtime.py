@@ -34,7 +34,7 @@ from confluent_kafka.admin import AdminClient
 
 from . import APP_ID, logs, standby, topology
 from .collector import RecordCollector
-from .errors import ErrorPolicy, ProcessingFailed
+from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .queries import Queries
 from .rebalance import Rebalancing, configure_group, membership
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
@@ -339,6 +339,12 @@ class Runner(Recovery, Rebalancing):
                 if now >= next_commit:
                     self._commit()
                     next_commit = now + interval
+            except ConsumerFenced as exc:
+                raise Stop(
+                    EXIT_FATAL,
+                    f"the consumer cannot go on: {exc.args[0]}. Another instance uses this --instance-id "
+                    "(under the consumer group protocol, also a dead one until its session times out); stopping.",
+                ) from exc
             except KafkaException as exc:
                 self._broke(exc.args[0])
                 continue

@@ -41,6 +41,12 @@ class UnknownTopicError(ValueError):
         super().__init__(f"chose topic {topic!r}, not one of {list(allowed)}")
 
 
+class ConsumerFenced(KafkaException):
+    """The consumer cannot go on: a fatal error, which librdkafka may hand over as an error
+    event among the records (under the consumer group protocol, a static member whose
+    group.instance.id a dead member's session still holds)."""
+
+
 class ProcessingFailed(Exception):
     """A record failed under the `fail` policy: stop, commit nothing past it."""
 
@@ -159,8 +165,8 @@ class ErrorPolicy:
     def on_consume_error(self, msg: Message) -> None:
         """An error event from the consumer instead of a record (e.g. a failed fetch)."""
         err = msg.error()
-        if err is not None and err.fatal():
-            raise KafkaException(err)
+        if err is not None and (err.fatal() or err.code() == KafkaError._FATAL):
+            raise ConsumerFenced(err)
         log.warning("consumer: %s", err)
 
 

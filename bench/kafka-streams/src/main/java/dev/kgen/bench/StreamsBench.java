@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -62,7 +63,8 @@ public final class StreamsBench {
                     + "    --bootstrap HOST:PORT --input TOPIC --output TOPIC --application-id ID\n"
                     + "    --state-dir DIR [--commit-interval-ms N] [--threads N]"
                     + " [--stop-when-idle SECONDS]\n"
-                    + "    [--table TOPIC] (enrich: the topic read as the table, required there)";
+                    + "    [--table TOPIC] (enrich: the topic read as the table, required there)\n"
+                    + "    [--config KEY=VALUE]... (any Kafka Streams or client setting)";
 
     /** The command line. */
     record Options(
@@ -75,10 +77,12 @@ public final class StreamsBench {
             Long commitIntervalMs,
             int threads,
             Double stopWhenIdleSeconds,
-            String table) {
+            String table,
+            Map<String, String> config) {
 
         static Options parse(String[] args) {
             Map<String, String> values = new HashMap<>();
+            Map<String, String> config = new LinkedHashMap<>();
             List<String> known =
                     List.of("--workload", "--bootstrap", "--input", "--output", "--application-id",
                             "--state-dir", "--commit-interval-ms", "--threads", "--stop-when-idle",
@@ -100,6 +104,14 @@ public final class StreamsBench {
                         throw new IllegalArgumentException(arg + " needs a value");
                     }
                     value = args[++i];
+                }
+                if (name.equals("--config")) {
+                    int sep = value.indexOf('=');
+                    if (sep <= 0) {
+                        throw new IllegalArgumentException("--config needs KEY=VALUE, not " + value);
+                    }
+                    config.put(value.substring(0, sep), value.substring(sep + 1));
+                    continue;
                 }
                 if (!known.contains(name)) {
                     throw new IllegalArgumentException("unknown option " + name);
@@ -141,7 +153,7 @@ public final class StreamsBench {
             }
             return new Options(workload, values.get("--bootstrap"), values.get("--input"),
                     values.get("--output"), values.get("--application-id"),
-                    values.get("--state-dir"), commit, threads, idle, table);
+                    values.get("--state-dir"), commit, threads, idle, table, config);
         }
     }
 
@@ -290,6 +302,7 @@ public final class StreamsBench {
         if (o.commitIntervalMs() != null) {
             p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, o.commitIntervalMs());
         }
+        p.putAll(o.config());
         return p;
     }
 
