@@ -87,6 +87,9 @@ class Variant:
     streams_config: tuple[tuple[str, str], ...] = ()
     # Start the killed instance again at once (same --instance-id and state dir).
     restart: bool = False
+    # Standby variants: how long the copies get to catch up with the filled stores before the
+    # kill (their owners' changelogs, read as they are written).
+    catch_up_s: float = 0.0
 
 
 VARIANTS: dict[str, Variant] = {
@@ -112,6 +115,14 @@ VARIANTS: dict[str, Variant] = {
             restart=True,
         ),
         Variant(
+            "kgen-standby",
+            "kgen",
+            "kgen app, classic, its defaults, --num-standby-replicas 1 (each partition's store "
+            "copied by one other instance; the group's assignor does not know where)",
+            app_args=("--num-standby-replicas", "1"),
+            catch_up_s=20.0,
+        ),
+        Variant(
             "kafka-streams",
             "kafka-streams",
             f"Kafka Streams {kafka_streams.KAFKA_STREAMS_VERSION}, exactly_once_v2, its defaults "
@@ -122,6 +133,24 @@ VARIANTS: dict[str, Variant] = {
             "kafka-streams",
             "the same with enable.transactional.statestores=true",
             streams_config=(("enable.transactional.statestores", "true"),),
+        ),
+        Variant(
+            "kafka-streams-10s",
+            "kafka-streams",
+            "Kafka Streams tuned as kgen's defaults: session.timeout.ms=10000, "
+            "heartbeat.interval.ms=1000",
+            streams_config=(("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")),
+        ),
+        Variant(
+            "kafka-streams-standby",
+            "kafka-streams",
+            "Kafka Streams with num.standby.replicas=1 and kgen's session (10 s, heartbeat 1 s)",
+            streams_config=(
+                ("num.standby.replicas", "1"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "1000"),
+            ),
+            catch_up_s=20.0,
         ),
     )
 }
@@ -574,6 +603,9 @@ def one_round(
         say(f"  {config.keys:,} keys counted into the stores in {preload_s:.1f} s")
         feeder.start()
         _wait("the group never settled", lambda: settled(True), 120, exited)
+        if variant.catch_up_s:
+            say(f"  {variant.catch_up_s:.0f} s for the standby copies to catch up")
+            time.sleep(variant.catch_up_s)
         caveat = (
             ""
             if owned == before
