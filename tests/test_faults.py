@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from example_apps import build_example, committed_offsets, start_app, wait_for_word_counts
 
 from kgen import topics
@@ -93,9 +93,11 @@ def test_stateless_app_rides_out_a_30_s_broker_outage(
         assert app.poll() is None, log.read_text()[-4000:]
         restartable_kafka.start()
         back = time.monotonic()
-        committed_before = sum(
-            max(o, 0) for o in committed_offsets(bootstrap, group, "payment", PARTITIONS)
-        )
+        try:
+            offsets = committed_offsets(bootstrap, group, "payment", PARTITIONS)
+        except KafkaException as exc:  # CI saw this once: say what the app was doing
+            raise AssertionError(f"{exc}: the app's log:\n{log.read_text()[-6000:]}") from exc
+        committed_before = sum(max(o, 0) for o in offsets)
         recovery = _first_commit_after(bootstrap, group, "payment", committed_before)
         topics.produce_all(bootstrap, "payment", _payments(total, first))
         _wait_committed(bootstrap, group, "payment", total, apps=[app], log=log)
