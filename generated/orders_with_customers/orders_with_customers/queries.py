@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 
 from . import APP_ID
 from .backends import decode_entry
+from .rebalance import Member, members_of
 from .serde import DESERIALIZERS, SERIALIZERS, murmur2
 from .server import Request, Response, json_response, route
 from .state import STORES, Stores, StoreSpec
@@ -101,7 +102,7 @@ class Queries:
         self.counts = counts
         # False while partitions move here (a rebalance until its stores are open).
         self.ready = ready
-        self._members: list[tuple[str, frozenset[tuple[str, int]]]] = []
+        self._members: list[Member] = []
         self._members_at = 0.0
         self._members_lock = threading.Lock()
         self._counts: dict[str, int] = {}
@@ -284,7 +285,7 @@ class Queries:
 
     # -- who owns what -------------------------------------------------------------------
 
-    def _members_now(self, fresh: bool = False) -> list[tuple[str, frozenset[tuple[str, int]]]]:
+    def _members_now(self, fresh: bool = False) -> list[Member]:
         with self._members_lock:
             if fresh or time.monotonic() - self._members_at > MEMBERS_TTL_S:
                 future = self.admin.describe_consumer_groups(
@@ -294,13 +295,7 @@ class Queries:
                     group = future.result(timeout=FORWARD_TIMEOUT_S)
                 except Exception as exc:
                     raise Unavailable(f"the group's assignment cannot be read: {exc}") from exc
-                self._members = [
-                    (
-                        m.client_id,
-                        frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions),
-                    )
-                    for m in group.members
-                ]
+                self._members = members_of(group)
                 self._members_at = time.monotonic()
             return self._members
 

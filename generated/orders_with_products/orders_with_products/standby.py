@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 
 from . import APP_ID
 from .backends import RocksDBBackend, encode_entry
+from .rebalance import Member, members_of
 from .state import STORES
 
 log = logging.getLogger(APP_ID)
@@ -42,8 +43,6 @@ AFTER_REBALANCE_S = 2.0
 # Changelog records applied per loop iteration at most: the run loop's own work comes first.
 MAX_RECORDS = 5_000
 TIMEOUT_S = 30.0
-
-Member = tuple[str, frozenset[tuple[str, int]]]  # (client id, assigned topic-partitions)
 
 
 def choose(members: list[Member], me: str, count: int) -> set[tuple[str, int]]:
@@ -128,13 +127,7 @@ class Standbys:
             self._apply()
 
     def _update(self, group: Any) -> None:
-        members: list[Member] = [
-            (
-                m.client_id,
-                frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions),
-            )
-            for m in group.members
-        ]
+        members = members_of(group)
         owned = {
             (spec.name, p)
             for topic, p in self.active

@@ -177,5 +177,17 @@ class Rebalancing:
         return []
 
 
+# A member of the group, as the admin client describes it: (client id, assigned partitions).
+Member = tuple[str, frozenset[tuple[str, int]]]
+
+
+def members_of(group: Any) -> list[Member]:
+    """The members of a consumer group described by AdminClient.describe_consumer_groups."""
+    return [
+        (m.client_id, frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
+        for m in group.members
+    ]
+
+
 def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}-{tp.partition}" for tp in partitions) or "none"

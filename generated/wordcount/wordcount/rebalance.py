@@ -23,8 +23,10 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 
 from . import APP_ID
 from .settings import INTERNAL_SOURCE_TOPICS, Settings
-from .standby import Standbys
 from .state import Stores
+
+if TYPE_CHECKING:
+    from .standby import Standbys
 
 log = logging.getLogger(APP_ID)
 
@@ -221,6 +223,18 @@ class Rebalancing:
             )
             self._rewind()
         return []
+
+
+# A member of the group, as the admin client describes it: (client id, assigned partitions).
+Member = tuple[str, frozenset[tuple[str, int]]]
+
+
+def members_of(group: Any) -> list[Member]:
+    """The members of a consumer group described by AdminClient.describe_consumer_groups."""
+    return [
+        (m.client_id, frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions))
+        for m in group.members
+    ]
 
 
 def _names(partitions: list[TopicPartition]) -> str:
