@@ -2,7 +2,8 @@
 (ranges over committed and uncommitted writes, in RocksDB too), punctuation on stream time
 and on wall-clock time (Kafka Streams' rules: due from 0 / an interval after init, missed
 intervals skipped, cancel), forwards to one child, failures after a forward under the error
-policy, a processor fed by a store's updates, and the example spec (specs/dedup.toml).
+policy, a processor fed by a store's updates, a processor without a store in an app with no
+other state, and the example spec (specs/dedup.toml).
 Kafka Streams' own judgement is the conformance twin (`processor` in test_conformance.py)."""
 
 from __future__ import annotations
@@ -309,3 +310,83 @@ def test_the_dedup_example_forgets_old_ids_at_its_wall_clock_punctuation() -> No
     assert set(driver.read_store("seen-ids")) == {"e1", "e2", "e3"}
     driver.advance_wall_clock(minute)  # stream time 12 min: e1 (0) is older than 10 min
     assert driver.read_store("seen-ids") == {"e2": 5 * minute, "e3": 12 * minute}
+
+
+TAGGER = '''
+from __future__ import annotations
+
+from typing import Any
+
+
+class Tagger:
+    """No store: tags each record with where it was read; a tick each second of stream time."""
+
+    def init(self, context: Any) -> None:
+        self.context = context
+        context.schedule(1000, "stream_time", self.tick)
+
+    def process(self, record: Any) -> None:
+        meta = self.context.record_metadata()
+        self.context.forward(record.with_value(f"{meta.partition}:{meta.offset}:{record.value}"))
+
+    def tick(self, timestamp: int) -> None:
+        from tagger.processors import Record
+
+        self.context.forward(Record("tick", str(timestamp), timestamp))
+
+    def close(self) -> None:
+        pass
+'''
+
+TAGGER_SPEC = """
+app = "tagger"
+
+[topics.in]
+key = "string"
+value = "string"
+
+[topics.out]
+key = "string"
+value = "string"
+
+[[streams]]
+name = "tagged"
+from = "in"
+steps = [{ process = "kgen_tagger_udfs:Tagger" }, { map_values = "value.upper()" }, { to = "out" }]
+"""
+
+
+@pytest.fixture(scope="module")
+def tagger(build_app: BuildApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    folder = tmp_path_factory.mktemp("tagger")
+    (folder / "kgen_tagger_udfs.py").write_text(TAGGER)
+    sys.path.insert(0, str(folder))
+    app = build_app(TAGGER_SPEC, "tagger")
+    sys.path.insert(0, str(app.root))
+    yield app
+    sys.path.remove(str(folder))
+    sys.path.remove(str(app.root))
+    for name in [m for m in sys.modules if m == "kgen_tagger_udfs" or m.startswith("tagger")]:
+        del sys.modules[name]
+
+
+def test_a_processor_without_a_store_runs_in_an_otherwise_stateless_app(tagger: App) -> None:
+    """Its instances are per task all the same: made on assignment, punctuated on their
+    partition's stream time. The app keeps no store, so it needs no RocksDB."""
+    assert "tagger/state.py" in tagger.files  # the tasks' bookkeeping
+    assert "tests/test_tagger_state.py" not in tagger.files
+    assert "rocksdict" not in tagger.files["pyproject.toml"]
+    from tagger.driver import TopologyTestDriver
+
+    driver = TopologyTestDriver()
+    for i, timestamp in enumerate((0, 400, 1200, 3500)):
+        driver.pipe_input("in", f"k{i}", f"v{i}", timestamp=timestamp)
+    assert [(r.key, r.value, r.timestamp) for r in driver.read_records("out")] == [
+        ("k0", "0:0:V0", 0),
+        ("tick", "0", 0),  # due from 0
+        ("k1", "0:1:V1", 400),
+        ("k2", "0:2:V2", 1200),
+        ("tick", "1200", 1200),
+        ("k3", "0:3:V3", 3500),
+        ("tick", "3500", 3500),  # 2000 and 3000 were missed: skipped
+    ]

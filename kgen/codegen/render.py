@@ -153,7 +153,9 @@ def render(plan: AppPlan) -> dict[str, str]:
     }
     files: dict[str, str] = {}
     for template, target in FILES:
-        if template in STATEFUL_ONLY and not plan.stores:
+        if template == "app/tests/test_state.py.j2" and not plan.stores:
+            continue
+        if template in STATEFUL_ONLY and not plan.stateful:
             if not (plan.global_tables and template == "app/package/backends.py.j2"):
                 continue
         if template in GLOBAL_ONLY and not plan.global_tables:

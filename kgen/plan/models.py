@@ -316,6 +316,12 @@ class AppPlan:
         return tuple(s for s in self.stores if s.kind in kinds)
 
     @property
+    def stateful(self) -> bool:
+        """The app runs tasks that open and close with their partitions: it keeps stores, or
+        runs processors of the user's (whose instances are per task, even without a store)."""
+        return bool(self.stores) or bool(self.processors)
+
+    @property
     def standbys(self) -> bool:
         """Some store is on disk: it can have standby replicas."""
         return any(s.type == "rocksdb" for s in self.stores)

@@ -156,6 +156,12 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     if fk_joins:
         used_formats.add("bytes")
     used_formats.update(f for fm in fuser.store_formats.values() for f in (fm.key, fm.value))
+    used_formats.update(
+        _processor_key_format(config)
+        for name, config in spec.stores.items()
+        if config.kind != "key_value"
+        and any(isinstance(n.step, Process) and name in n.step.stores for n in nodes)
+    )
     windowed = {f for f in used_formats if f.startswith(("windowed_", "session_"))}
     windowed |= {formats[t].key for t in windowed_sinks}
     windowed_formats = tuple(_windowed_format(f) for f in sorted(windowed))
@@ -163,7 +169,11 @@ def plan(loaded: LoadedSpec) -> AppPlan:
     stores, internal = _state(spec, g, fuser)
     processor_stores = tuple(st.name for st in stores if st.kind == "processor")
     used_formats.update(
-        f for st in stores if st.kind == "processor" for f in (st.key_format, st.value_format)
+        f
+        for st in stores
+        if st.kind == "processor"
+        for f in (st.key_format, st.value_format)
+        if not f.startswith(("windowed_", "session_"))
     )
     processors = _processors(groups, aliases, forwards)
     if any(st.kind == "final" for st in stores):
@@ -218,7 +228,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         subtopologies=_subtopologies(spec, g),
         task_groups=_task_groups(g),
         process_produces=any("produce(" in line for b in blocks for line in b.lines),
-        windowed=any(n.window is not None for n in nodes),
+        windowed=any(st.window is not None for st in stores),
         suppressed=any(n.kind == "suppress" for n in nodes),
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
@@ -250,7 +260,8 @@ def plan(loaded: LoadedSpec) -> AppPlan:
             or n.fk is not None
             or (n.kind == "source" and n.logic)
             for n in nodes
-        ),
+        )
+        or any(st.window is not None for st in stores),
         tests=_tests(spec, tuple(sinks), dlq, frozenset(windowed_sinks)),
         kgen_version=__version__,
         spec_path=loaded.display_path,
@@ -285,6 +296,42 @@ def _windowed_format(name: str) -> WindowedFormat:
     """'windowed_string_60000' (time windows of 1 min), 'session_json' (sessions)."""
     kind, inner, *size = name.split("_")
     return WindowedFormat(name, inner, int(size[0]) if size else 0, kind == "session")
+
+
+def _changelog_config(window: WindowPlan | None) -> tuple[tuple[str, str], ...]:
+    if window is None:
+        return (("cleanup.policy", "compact"),)
+    # Kafka Streams' window changelogs: compacted, and deleted a day after the windows left
+    # the store (windowstore.changelog.additional.retention.ms).
+    return (
+        ("cleanup.policy", "compact,delete"),
+        ("retention.ms", str(window.retention_ms + 86_400_000)),
+    )
+
+
+def _processor_window(config: StoreConfig) -> WindowPlan | None:
+    """A processor's window or session store: its windows (no grace: a processor decides
+    what is late) and retention, which expires entries as a windowed aggregation's do."""
+    if config.kind == "key_value":
+        return None
+    assert config.retention is not None
+    retention = duration_ms(config.retention)
+    if config.kind == "session":
+        return WindowPlan("session", 0, 0, retention, 0, None)
+    assert config.window_size is not None
+    size = duration_ms(config.window_size)
+    return WindowPlan("time", size, 0, retention, size, None)
+
+
+def _processor_key_format(config: StoreConfig) -> str:
+    """A processor's store keys: a window store's and a session store's are windowed."""
+    assert config.key is not None
+    if config.kind == "session":
+        return f"session_{config.key}"
+    if config.kind == "window":
+        assert config.window_size is not None
+        return f"windowed_{config.key}_{duration_ms(config.window_size)}"
+    return config.key
 
 
 def _window_plan(node: graph.Node) -> WindowPlan | None:
@@ -462,23 +509,25 @@ def _state(
                     config = spec.stores[store]
                     assert config.key is not None and config.value is not None
                     changelog = graph.changelog_topic(spec.app, store)
+                    window = _processor_window(config)
                     stores.append(
                         StorePlan(
                             name=store,
                             type=config.type,
                             kind="processor",
                             cache_max_entries=config.cache_max_entries,
-                            key_format=config.key,
+                            key_format=_processor_key_format(config),
                             value_format=config.value,
                             raw_values=False,
                             changelog_topic=changelog,
                             source_topics=topics,
                             emit_function=_emit_name(store),
+                            window=window,
                         )
                     )
                     internal.append(
                         InternalTopicPlan(
-                            changelog, "changelog", None, topics, (("cleanup.policy", "compact"),)
+                            changelog, "changelog", None, topics, _changelog_config(window)
                         )
                     )
                 continue
@@ -494,14 +543,7 @@ def _state(
             formats = fuser.store_formats[node.store]
             changelog = graph.changelog_topic(spec.app, node.store)
             window = _window_plan(node)
-            changelog_config: tuple[tuple[str, str], ...] = (("cleanup.policy", "compact"),)
-            if window is not None:
-                # Kafka Streams' window changelogs: compacted, and deleted a day after the
-                # windows left the store (windowstore.changelog.additional.retention.ms).
-                changelog_config = (
-                    ("cleanup.policy", "compact,delete"),
-                    ("retention.ms", str(window.retention_ms + 86_400_000)),
-                )
+            changelog_config = _changelog_config(window)
             stores.append(
                 StorePlan(
                     name=node.store,

@@ -544,6 +544,7 @@ class GlobalTable(Model):
 
 
 StoreType = Literal["rocksdb", "memory"]
+StoreKind = Literal["key_value", "window", "session"]
 
 
 class StoreConfig(Model):
@@ -559,6 +560,12 @@ class StoreConfig(Model):
     # stores of tables and aggregations take theirs from the topology.
     key: Format | None = None
     value: Format | None = None
+    # A processor's store: key-value, window (values per key and window start, windows of
+    # `window_size`) or session (values per key and session); the last two keep their
+    # entries for `retention` behind the latest window (or session end) written.
+    kind: StoreKind = "key_value"
+    window_size: Duration | None = None
+    retention: Duration | None = None
 
 
 class TestRecord(Model):

@@ -362,6 +362,17 @@ def processor(rng: random.Random) -> Case:
     return case
 
 
+def processor_windows(rng: random.Random) -> Case:
+    """Records out of order over 6 s: windows of 1 s and sessions that expire (2 s, 1.5 s)."""
+    case: Case = []
+    for _ in range(rng.randint(1, 15)):
+        value = None if rng.random() < 0.15 else rng.choice(WORDS)
+        case.append(
+            {"topic": "events", "key": rng.choice(KEYS), "value": value, "timestamp": _ts(rng) * 2}
+        )
+    return case
+
+
 GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stateless": stateless,
     "merge": merge,
@@ -383,6 +394,7 @@ GENERATORS: dict[str, Callable[[random.Random], Case]] = {
     "stream-stream-join": stream_stream_join,
     "fk-join": fk_join,
     "processor": processor,
+    "processor-windows": processor_windows,
 }
 
 

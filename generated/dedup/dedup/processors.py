@@ -139,6 +139,14 @@ class KeyValueStore:
         return self.range()
 
 
+StoreView = KeyValueStore
+_KINDS: dict[str, str] = {}
+
+
+def _view(store: Callable[[], Store], name: str, timestamp: Callable[[], int]) -> StoreView:
+    return KeyValueStore(store, name, timestamp)
+
+
 class ProcessorContext:
     """What a processor reaches its task through (Kafka Streams' api.ProcessorContext)."""
 
@@ -148,9 +156,7 @@ class ProcessorContext:
         self.partition = task.partition
         self._task = task
         self._node = node
-        self._stores = {
-            name: KeyValueStore(task.store(name), name, self._timestamp) for name in stores
-        }
+        self._stores = {name: _view(task.store(name), name, self._timestamp) for name in stores}
         # The record being processed: its metadata (None in a punctuation), its timestamp
         # (a punctuation's: its time), and where a failure after a forward goes.
         self._metadata: RecordMetadata | None = None
@@ -183,13 +189,22 @@ class ProcessorContext:
             self._fail,
         )
 
-    def store(self, name: str) -> KeyValueStore:
+    def _view(self, name: str) -> StoreView:
         try:
             return self._stores[name]
         except KeyError:
             raise KeyError(
                 f"{self._node} has no store {name!r}: add it to the step's stores (it has {list(self._stores)})"
             ) from None
+
+    def store(self, name: str) -> KeyValueStore:
+        """A key-value store of the step's."""
+        view = self._view(name)
+        if not isinstance(view, KeyValueStore):
+            raise TypeError(
+                f"store {name!r} is a {_KINDS[type(view).__name__]} store: use context.{_KINDS[type(view).__name__]}_store({name!r})"
+            )
+        return view
 
     def record_metadata(self) -> RecordMetadata | None:
         """Where the record being processed was read; None in a punctuation."""

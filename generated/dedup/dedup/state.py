@@ -63,7 +63,7 @@ STORES: dict[str, StoreSpec] = {
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())
 # Stores of process steps: written by the user's processors, their updates go nowhere.
-PROCESSOR_STORES = frozenset(("seen-ids",))
+PROCESSOR_STORES: frozenset[str] = frozenset(("seen-ids",))
 
 # (value, timestamp) of a key, or None when the key has no value.
 Entry = tuple[Any, int] | None
@@ -307,8 +307,12 @@ class Stores:
                 if topic in spec.source_topics and partition not in self.by_name[spec.name]:
                     if (spec, partition) not in opening:
                         opening.append((spec, partition))
-        if not opening:
-            return
+        if opening:
+            self._open(opening)
+        if self.processors is not None:
+            self.processors.open(partitions)
+
+    def _open(self, opening: list[tuple[StoreSpec, int]]) -> None:
         began = time.monotonic()
         backends = {(spec.name, p): self._backend(spec, p) for spec, p in opening}
         if self.restore_config is not None:
@@ -342,8 +346,6 @@ class Stores:
             self.by_name[spec.name][p] = Store(
                 spec, p, backends[spec.name, p], self._emit(spec.name), self.send
             )
-        if self.processors is not None:
-            self.processors.open(partitions)
 
     def close(self, partitions: Iterable[tuple[str, int]]) -> None:
         """Close the store partitions of released partitions (committed or aborted before)."""

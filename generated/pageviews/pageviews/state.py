@@ -594,8 +594,10 @@ class Stores:
                 if topic in spec.source_topics and partition not in self.by_name[spec.name]:
                     if (spec, partition) not in opening:
                         opening.append((spec, partition))
-        if not opening:
-            return
+        if opening:
+            self._open(opening)
+
+    def _open(self, opening: list[tuple[StoreSpec, int]]) -> None:
         began = time.monotonic()
         backends = {(spec.name, p): self._backend(spec, p) for spec, p in opening}
         if self.restore_config is not None:

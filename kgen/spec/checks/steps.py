@@ -315,13 +315,6 @@ def check_process(c: Checks, base: Loc, step: Process) -> None:
     """The class can be made; its stores are declared (their formats are checked with the
     stores)."""
     check_class(c, (*base, "process"), step.process)
-    if not step.stores:
-        c.error(
-            base,
-            "a process step needs the stores it uses: kgen runs processors with their state "
-            "stores (a processor without any store is not supported yet)",
-            "add stores = ['<name>'] and declare it: [stores.<name>] with key and value formats",
-        )
     for k, name in enumerate(step.stores):
         if name not in c.spec.stores:
             if not c.damage.broken("stores"):

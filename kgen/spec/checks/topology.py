@@ -16,7 +16,7 @@ from kgen.spec.checks.base import (
     stream_readers,
 )
 from kgen.spec.errors import Loc
-from kgen.spec.models import FORMATS, BranchStep, DynamicTo, To
+from kgen.spec.models import FORMATS, BranchStep, DynamicTo, StoreConfig, To, duration_ms
 
 
 def check_graph(c: Checks) -> None:
@@ -164,15 +164,67 @@ def check_stores(c: Checks) -> None:
                         f"store {name!r} of a processor has no {part} format",
                         f'add {part} = "<format>" (one of {", ".join(FORMATS)})',
                     )
+            _check_processor_store_kind(c, name, config)
         elif name in writers and not _processor_store(writers[name]):
             config = c.spec.stores[name]
+            writer = c.writer(writers[name][0])
             for part in ("key", "value"):
                 if getattr(config, part) is not None:
                     c.error(
                         ("stores", name, part),
-                        f"store {name!r} takes its {part} format from {c.writer(writers[name][0])}",
+                        f"store {name!r} takes its {part} format from {writer}",
                         f"drop {part}: only the stores of process steps declare their formats",
                     )
+            for part in ("kind", "window_size", "retention"):
+                if part in config.model_fields_set:
+                    c.error(
+                        ("stores", name, part),
+                        f"store {name!r} is made by {writer}, which decides its {part}",
+                        f"drop {part}: it is for the stores of process steps (a window's "
+                        "size and retention are the window step's)",
+                    )
+
+
+def _check_processor_store_kind(c: Checks, name: str, config: StoreConfig) -> None:
+    """A window store has a window size and a retention that keeps at least one window; a
+    session store, a retention; a key-value store, neither."""
+    if config.kind == "key_value":
+        for part in ("window_size", "retention"):
+            if getattr(config, part) is not None:
+                c.error(
+                    ("stores", name, part),
+                    f"store {name!r} is a key-value store: it has no {part}",
+                    f'drop {part}, or make it a window or session store (kind = "window")',
+                )
+        return
+    if config.kind == "window" and config.window_size is None:
+        c.error(
+            ("stores", name),
+            f"window store {name!r} has no window_size",
+            'add window_size = "<duration>" (e.g. "1m"): the size of its windows',
+        )
+    if config.kind == "session" and config.window_size is not None:
+        c.error(
+            ("stores", name, "window_size"),
+            f"session store {name!r} has no window size: a session's length is its own",
+            "drop window_size",
+        )
+    if config.retention is None:
+        c.error(
+            ("stores", name),
+            f"{config.kind} store {name!r} has no retention",
+            'add retention = "<duration>" (e.g. "1h"): how long it keeps a window after a '
+            "later one is written",
+        )
+    elif config.window_size is not None and duration_ms(config.retention) < duration_ms(
+        config.window_size
+    ):
+        c.error(
+            ("stores", name, "retention"),
+            f"window store {name!r} keeps windows {config.retention}, less than their size "
+            f"({config.window_size})",
+            f'make retention at least "{config.window_size}"',
+        )
 
 
 def _processor_store(locs: list[Loc]) -> bool:

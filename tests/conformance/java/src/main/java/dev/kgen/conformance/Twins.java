@@ -82,7 +82,8 @@ final class Twins {
                 Map.entry("table-table-join", tableTableJoin(sinkPrefix)),
                 Map.entry("stream-stream-join", streamStreamJoin(sinkPrefix)),
                 Map.entry("fk-join", fkJoin(sinkPrefix)),
-                Map.entry("processor", processor(sinkPrefix)));
+                Map.entry("processor", processor(sinkPrefix)),
+                Map.entry("processor-windows", processorWindows(sinkPrefix)));
     }
 
     static final Format[] WINDOWED_LONG = {Format.WINDOWED_STRING, Format.LONG};
@@ -659,5 +660,24 @@ final class Twins {
                 },
                 Map.of("events", STRING_STRING),
                 Map.of("tallies", STRING_STRING));
+    }
+
+    /** The Processor API with a window store and a session store ({@link Spans}), expired windows and sessions included. */
+    static Twin processorWindows(String sinks) {
+        return new Twin(
+                () -> {
+                    StreamsBuilder builder = new StreamsBuilder();
+                    builder.addStateStore(Stores.windowStoreBuilder(
+                            Stores.inMemoryWindowStore("spans-windows", Duration.ofMillis(2000), Duration.ofMillis(1000), false),
+                            S, L));
+                    builder.addStateStore(Stores.sessionStoreBuilder(
+                            Stores.inMemorySessionStore("spans-sessions", Duration.ofMillis(1500)), S, L));
+                    builder.stream("events", Consumed.with(S, S))
+                            .process(Spans::new, "spans-windows", "spans-sessions")
+                            .to(sinks + "spans", Produced.with(S, S));
+                    return builder.build();
+                },
+                Map.of("events", STRING_STRING),
+                Map.of("spans", STRING_STRING));
     }
 }
