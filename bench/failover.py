@@ -123,6 +123,14 @@ VARIANTS: dict[str, Variant] = {
             catch_up_s=20.0,
         ),
         Variant(
+            "kgen-standby-6s",
+            "kgen",
+            "kgen-standby with --session-timeout-ms 6000 (the broker's least; the app's "
+            "transaction time-out follows it)",
+            app_args=("--num-standby-replicas", "1", "--session-timeout-ms", "6000"),
+            catch_up_s=20.0,
+        ),
+        Variant(
             "kafka-streams",
             "kafka-streams",
             f"Kafka Streams {kafka_streams.KAFKA_STREAMS_VERSION}, exactly_once_v2, its defaults "
@@ -149,6 +157,20 @@ VARIANTS: dict[str, Variant] = {
                 ("num.standby.replicas", "1"),
                 ("session.timeout.ms", "10000"),
                 ("heartbeat.interval.ms", "1000"),
+            ),
+            catch_up_s=20.0,
+        ),
+        Variant(
+            "kafka-streams-standby-6s",
+            "kafka-streams",
+            "Kafka Streams tuned as kgen-standby-6s: num.standby.replicas=1, "
+            "session.timeout.ms=6000, heartbeat.interval.ms=1000, "
+            "producer.transaction.timeout.ms=6000",
+            streams_config=(
+                ("num.standby.replicas", "1"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "1000"),
+                ("producer.transaction.timeout.ms", "6000"),
             ),
             catch_up_s=20.0,
         ),

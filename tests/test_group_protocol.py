@@ -60,6 +60,16 @@ def test_consumer_protocol_leaves_the_brokers_settings_out(app: App) -> None:
         _consumer({**conf, "session.timeout.ms": 6000})
 
 
+def test_the_transaction_time_out_follows_the_session(app: App) -> None:
+    """A dead instance's open transaction holds its partitions as long as its session does:
+    a shorter session fails over sooner only if its transactions are aborted as soon."""
+    settings, rebalance = app.module("settings"), app.module("rebalance")
+    default = settings.parse(["--bootstrap-servers", "x:1"])
+    assert rebalance.transaction_timeout_ms(default) == 10_000  # Kafka Streams' (EOS)
+    short = settings.parse(["--bootstrap-servers", "x:1", "--session-timeout-ms", "6000"])
+    assert rebalance.transaction_timeout_ms(short) == 6_000
+
+
 def test_a_short_session_keeps_the_heartbeat_below_a_third(app: App) -> None:
     rebalance = app.module("rebalance")
     assert rebalance.heartbeat_interval_ms(45_000) == 1_000

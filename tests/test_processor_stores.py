@@ -6,6 +6,7 @@ judgement is the conformance twin (`processor-windows` in test_conformance.py)."
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +252,28 @@ def test_window_and_session_store_declarations_are_checked(
     with pytest.raises(SpecInvalid) as caught:
         load_spec(spec, look_up_modules=False)
     assert message in str(caught.value.errors), caught.value.errors
+
+
+def test_interactive_queries_answer_a_keys_windows_and_sessions(run: Any, app: App) -> None:
+    """A processor's window and session stores are queried as windowed aggregations' are."""
+    run("a", "wput", [10, 1])
+    run("a", "wput", [20, 2])
+    run("a", "sput", [5, 8, "s"])
+    queries = app.module("queries").Queries(
+        run.driver.stores, None, "me", lambda t: 1, lambda: True
+    )
+    dispatch = app.module("server").dispatch
+
+    def ask(path: str) -> tuple[int, Any]:
+        response = dispatch(queries.routes(), "GET", path)
+        return response.status, json.loads(response.body)
+
+    status, body = ask("/stores/hits/keys/a")
+    assert status == 200
+    assert [(w["start"], w["end"], w["value"]) for w in body["windows"]] == [
+        (10, 20, 1),
+        (20, 30, 2),
+    ]
+    status, body = ask("/stores/visits/keys/a")
+    assert status == 200
+    assert [(w["start"], w["end"], w["value"]) for w in body["windows"]] == [(5, 8, "s")]

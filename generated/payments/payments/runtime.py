@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from . import APP_ID, logs, topology
 from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
-from .rebalance import Rebalancing, configure_group, membership
+from .rebalance import Rebalancing, configure_group, membership, transaction_timeout_ms
 from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
 from .server import HttpServer, health_routes
 from .settings import SOURCE_TOPICS, Settings
@@ -122,7 +122,7 @@ class Runner(Recovery, Rebalancing):
         producer_conf["on_delivery"] = self.collector.on_delivery
         if self.eos:
             producer_conf["transactional.id"] = f"{APP_ID}-{instance}"
-            producer_conf.setdefault("transaction.timeout.ms", 10_000)
+            producer_conf.setdefault("transaction.timeout.ms", transaction_timeout_ms(settings))
         self.collector.start()
         admin_conf: dict[str, Any] = {
             **client,

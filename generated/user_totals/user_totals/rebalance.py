@@ -48,9 +48,11 @@ def membership(settings: Settings) -> dict[str, Any]:
     default before 3.0: heartbeats come from librdkafka's own thread, not from this loop, so a
     slow batch, a long restore or a busy interpreter never delays one (a loop that stops
     making progress is max.poll.interval.ms' business, and the watchdog's); only a stall of
-    the whole process or of the network for 10 s does. Shorter would gain little: the dead
-    member's open transaction holds back its partitions until the transaction coordinator
-    aborts it, transaction.timeout.ms (10 s, as in Kafka Streams) after it began. A heartbeat
+    the whole process or of the network for 10 s does. The dead member's open transaction
+    holds back its partitions until the transaction coordinator aborts it,
+    transaction.timeout.ms after it began: the app sets it to the session time-out (10 s, as
+    in Kafka Streams), so that a shorter session (the broker allows 6 s) fails over sooner
+    too, at the cost of aborting a transaction that runs that long. A heartbeat
     every second (librdkafka's default: 3 s) tells the others of the rebalance within a
     second of the expiry.
 
@@ -66,6 +68,13 @@ def membership(settings: Settings) -> dict[str, Any]:
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": heartbeat_interval_ms(settings.session_timeout_ms),
     }
+
+
+def transaction_timeout_ms(settings: Settings) -> int:
+    """A dead instance's open transaction holds its partitions' committed offsets until the
+    coordinator aborts it: as long as the group waits for the instance, no longer (10 s by
+    default, Kafka Streams' transaction time-out)."""
+    return settings.session_timeout_ms
 
 
 def configure_group(admin: AdminClient, session_timeout_ms: int) -> None:
