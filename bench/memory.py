@@ -153,8 +153,16 @@ def one(
             600,
             exited,
         )
-        ends = _internal_ends(b, (repartition,))
-        assert ends is not None
+        found: list[dict[tuple[str, int], int]] = []
+
+        def settled() -> bool:
+            ends = _internal_ends(b, (repartition,))
+            if ends is not None:
+                found.append(ends)
+            return ends is not None
+
+        _wait("the repartition topic's end did not settle", settled, 60, exited)
+        ends = found[-1]
         _wait(
             "the repartition topic was not counted",
             lambda: all(
