@@ -1,7 +1,7 @@
 """`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
 --workloads filter,transform,count,windowed-count,enrich [--commit-intervals default,100]`
 (quix does not run enrich); `python -m bench restore --records N`; `python -m bench failover
---keys N`."""
+--keys N`; `python -m bench memory --partitions 6,24 --keys 10000,1000000`."""
 
 from __future__ import annotations
 
@@ -170,6 +170,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["memory"]:
+        # Its own options (bench/memory.py).
+        from bench import memory
+
+        return memory.main(given[1:])
     args = parser().parse_args(argv)
     shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
     if args.command == "failover":

@@ -48,6 +48,10 @@ on_error = "fail"
 # full. The app's --num-standby-replicas overrides it.
 # num_standby_replicas = 0
 
+# The memory RocksDB may use in each instance, all its store partitions together (block cache
+# and memtables). The app's --rocksdb-memory-mib overrides it.
+# rocksdb_memory_mib = 64
+
 # Modules that expressions may use, e.g. ["math", "re"].
 imports = []
 # kgen checks that the modules of imports and functions can be imported; list here the ones

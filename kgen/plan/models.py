@@ -284,6 +284,8 @@ class AppPlan:
     foreign_key_joins: tuple[ForeignKeyJoinPlan, ...]
     # Standby replicas per store partition (the spec's; the app's flag overrides it).
     num_standby_replicas: int
+    # The RocksDB memory budget of an instance, MiB (the spec's; the app's flag overrides it).
+    rocksdb_memory_mib: int
     # The user's processors (process steps), their task groups, and their stores.
     processors: tuple[ProcessorPlan, ...]
     processor_groups: tuple[ProcessorGroupPlan, ...]

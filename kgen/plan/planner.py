@@ -233,6 +233,7 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         windowed_sinks=tuple(sorted(windowed_sinks)),
         copartitioned=_copartitioned(g),
         num_standby_replicas=spec.num_standby_replicas,
+        rocksdb_memory_mib=spec.rocksdb_memory_mib,
         processors=processors,
         processor_groups=tuple(
             ProcessorGroupPlan(group.index, group.source_topics) for group, _ in groups

@@ -605,6 +605,10 @@ class Spec(Model):
     # Warm copies of each RocksDB store partition kept by other instances (Kafka Streams'
     # num.standby.replicas); the app's --num-standby-replicas overrides it.
     num_standby_replicas: int = Field(default=0, ge=0)
+    # The memory RocksDB may use in each instance, all its store partitions together: one
+    # block cache of this size, memtables flushed once they hold half of it (Kafka Streams'
+    # BoundedMemoryRocksDBConfig); the app's --rocksdb-memory-mib overrides it.
+    rocksdb_memory_mib: int = Field(default=64, ge=8)
     # Modules inline expressions may use (e.g. "math", "re").
     imports: list[str] = Field(default_factory=list)
     # Modules (with their submodules) that exist only where the app runs: kgen does not look

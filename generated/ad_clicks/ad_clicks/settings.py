@@ -88,6 +88,7 @@ DEFAULT_COMMIT_INTERVAL_MS = 100
 # The spec's replication_factor (-1: the broker's default.replication.factor).
 DEFAULT_REPLICATION_FACTOR = -1
 DEFAULT_STANDBY_REPLICAS = 0
+DEFAULT_ROCKSDB_MEMORY_MIB = 64
 # How long the group waits for a member that stopped heartbeating before its partitions move
 # (the consumer's session.timeout.ms; the group's consumer.session.timeout.ms under the
 # consumer protocol): see runtime.py for why 10 s.
@@ -148,6 +149,8 @@ class Settings:
     purge_interval_ms: int = 30_000
     # Warm copies of other instances' store partitions this group keeps (standby.py).
     num_standby_replicas: int = DEFAULT_STANDBY_REPLICAS
+    # What RocksDB may use in this process, all store partitions together (backends.Memory).
+    rocksdb_memory_mib: int = DEFAULT_ROCKSDB_MEMORY_MIB
 
     @property
     def exactly_once(self) -> bool:
@@ -295,6 +298,15 @@ def parser() -> argparse.ArgumentParser:
         help="warm copies of each store partition that other instances keep, for a fast failover "
         f"(env {ENV_PREFIX}NUM_STANDBY_REPLICAS; default: the spec's, %(default)s)",
     )
+    p.add_argument(
+        "--rocksdb-memory-mib",
+        type=int,
+        default=int(_env("ROCKSDB_MEMORY_MIB") or DEFAULT_ROCKSDB_MEMORY_MIB),
+        metavar="MIB",
+        help="the memory RocksDB may use in this process, all store partitions together: one block "
+        "cache of this size, memtables flushed once they hold half of it (at least 8; "
+        f"env {ENV_PREFIX}ROCKSDB_MEMORY_MIB; default: the spec's, %(default)s)",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -350,4 +362,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         cache_max_entries=args.cache_max_entries,
         purge_interval_ms=args.purge_interval_ms,
         num_standby_replicas=max(args.num_standby_replicas, 0),
+        rocksdb_memory_mib=max(args.rocksdb_memory_mib, 8),
     )

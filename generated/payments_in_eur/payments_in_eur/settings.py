@@ -65,6 +65,7 @@ DEFAULT_GUARANTEE = "exactly_once"
 DEFAULT_COMMIT_INTERVAL_MS = 100
 # The spec's replication_factor (-1: the broker's default.replication.factor).
 DEFAULT_REPLICATION_FACTOR = -1
+DEFAULT_ROCKSDB_MEMORY_MIB = 64
 # How long the group waits for a member that stopped heartbeating before its partitions move
 # (the consumer's session.timeout.ms; the group's consumer.session.timeout.ms under the
 # consumer protocol): see runtime.py for why 10 s.
@@ -118,6 +119,8 @@ class Settings:
     http_advertised_url: str | None = None
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
+    # What RocksDB may use in this process, all store partitions together (backends.Memory).
+    rocksdb_memory_mib: int = DEFAULT_ROCKSDB_MEMORY_MIB
 
     @property
     def exactly_once(self) -> bool:
@@ -244,6 +247,15 @@ def parser() -> argparse.ArgumentParser:
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
         "<tmp>/kgen-state/<app>/<instance-id or 'default'>); give each instance on one machine its own",
     )
+    p.add_argument(
+        "--rocksdb-memory-mib",
+        type=int,
+        default=int(_env("ROCKSDB_MEMORY_MIB") or DEFAULT_ROCKSDB_MEMORY_MIB),
+        metavar="MIB",
+        help="the memory RocksDB may use in this process, all store partitions together: one block "
+        "cache of this size, memtables flushed once they hold half of it (at least 8; "
+        f"env {ENV_PREFIX}ROCKSDB_MEMORY_MIB; default: the spec's, %(default)s)",
+    )
     for prop, env in SECURITY_SETTINGS:
         p.add_argument(
             "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
@@ -296,4 +308,5 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         http_advertised_url=args.http_advertised_url,
         state_dir=args.state_dir
         or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
+        rocksdb_memory_mib=max(args.rocksdb_memory_mib, 8),
     )

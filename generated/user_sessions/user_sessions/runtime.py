@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, logs, standby, topology
+from . import APP_ID, backends, logs, standby, topology
 from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .queries import Queries
@@ -65,6 +65,8 @@ __all__ = [
 class Runner(Recovery, Rebalancing):
     def __init__(self, settings: Settings, repeats: logs.RepeatFilter | None = None) -> None:
         self.settings = settings
+        # One block cache and write buffer manager for every store partition this process opens.
+        backends.set_memory_budget(settings.rocksdb_memory_mib)
         self.eos = settings.exactly_once
         self.repeats = repeats
         instance = settings.instance_id or uuid.uuid4().hex[:12]
