@@ -14,6 +14,7 @@ import black
 import jinja2
 from black.mode import TargetVersion
 
+from kgen.evolution import lock
 from kgen.plan import describe
 from kgen.plan.models import AppPlan
 
@@ -173,6 +174,9 @@ def render(plan: AppPlan) -> dict[str, str]:
         if path.endswith(".py"):
             text = black.format_str(text, mode=BLACK_MODE)
         files[path] = text
+    # What carries state across deployments (kgen.evolution); `kgen build` adds the resets
+    # accepted so far.
+    files[lock.FILE] = lock.dumps(lock.from_plan(plan))
     return dict(sorted(files.items()))
 
 
