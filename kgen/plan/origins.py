@@ -25,14 +25,13 @@ def state_origins(spec: Spec, g: graph.Graph) -> tuple[StateOrigin, ...]:
     """Every store and internal topic of the graph with its origin, sorted by name; the first
     node that makes a name is its origin."""
     steps: dict[int, tuple[Loc, str]] = {}
-    entries: list[tuple[str, list[Stream] | list[Table]]] = [
-        ("streams", spec.streams),
-        ("tables", spec.tables),
+    items: list[tuple[str, int, Stream | Table]] = [
+        *(("streams", i, s) for i, s in enumerate(spec.streams)),
+        *(("tables", i, t) for i, t in enumerate(spec.tables)),
     ]
-    for section, items in entries:
-        for i, item in enumerate(items):
-            for j, step in enumerate(item.steps):
-                steps[id(step)] = ((section, i, "steps", j), item.name)
+    for section, i, item in items:
+        for j, step in enumerate(item.steps):
+            steps[id(step)] = ((section, i, "steps", j), item.name)
     tables = {t.name: i for i, t in enumerate(spec.tables)}
     found: dict[str, StateOrigin] = {}
 
