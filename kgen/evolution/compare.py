@@ -30,8 +30,12 @@ class Change:
     # `origin` is set, else `loc` is taken as is).
     loc: Loc = ()
     origin: Origin | None = None
-    # The line that keeps the old name, and whether the spec holds it already (a rename).
+    # The line that keeps the old name (renamed and removed stores and topics).
     keep: str = ""
+    # Else the first way forward, in words.
+    instead: str = ""
+    # Where the change is, from the origin's step: -1 for a window (the step before).
+    step_offset: int = 0
 
 
 def _rename_key(origin: Origin) -> tuple[str, str]:
@@ -128,17 +132,20 @@ def _store_changes(old: StoreLock, new: StoreLock) -> list[Change]:
     out: list[Change] = []
     here = new.origin
     if old.kind != new.kind:
-        out.append(
+        return [
             Change(
                 subject,
-                f"store '{old.name}' was written by a {old.kind}, now by a {new.kind}: the new "
-                "code would misread the state the old one left",
+                f"store '{old.name}' was written by {_a(old.kind)}, now by {_a(new.kind)}: the "
+                "new code would misread the state the old one left",
                 False,
                 origin=here,
+                instead=f"keep {_a(old.kind)} here, and give the new step a store of its own",
             )
-        )
+        ]
+    windows_changed = (old.window, old.window_size_ms) != (new.window, new.window_size_ms)
     for what, a, b in (("keys", old.key, new.key), ("values", old.value, new.value)):
-        if a != b:
+        # A windowed key's format names the window's size: reported as the windows' change.
+        if a != b and not (windows_changed and what == "keys" and old.window and new.window):
             out.append(
                 Change(
                     subject,
@@ -146,9 +153,11 @@ def _store_changes(old: StoreLock, new: StoreLock) -> list[Change]:
                     f"could not read the state in {old.changelog}",
                     False,
                     origin=here,
+                    instead=f"keep its {what} as {a}, or give this step a store of a new name "
+                    "(and accept the old one's removal)",
                 )
             )
-    if (old.window, old.window_size_ms) != (new.window, new.window_size_ms):
+    if windows_changed:
         out.append(
             Change(
                 subject,
@@ -156,6 +165,8 @@ def _store_changes(old: StoreLock, new: StoreLock) -> list[Change]:
                 "windows stored would be misread",
                 False,
                 origin=here,
+                instead=f"keep {_windows(old)}",
+                step_offset=-1 if new.window is not None else 0,
             )
         )
     if old.type != new.type:
@@ -168,6 +179,10 @@ def _store_changes(old: StoreLock, new: StoreLock) -> list[Change]:
             )
         )
     return out
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _windows(store: StoreLock) -> str:
@@ -217,23 +232,46 @@ def _topics(old: Lock, new: Lock) -> list[Change]:
         if name not in paired:
             out.append(Change(f"topic:{name}", f"{after[name].kind} topic {name} is new", True))
     for name in sorted(set(before) & set(after)):
-        a, b = before[name], after[name]
-        if a.partitions is not None and b.partitions is not None and a.partitions != b.partitions:
-            out.append(_topic_partitions(a, b))
+        a, b = partitions(old, name), partitions(new, name)
+        fixed = (before[name].partitions, after[name].partitions) != (None, None)
+        # (Counts copied from a source that changed are reported with the source.)
+        if a != b and fixed:
+            out.append(_topic_partitions(before[name], after[name], a, b))
     return out
 
 
-def _topic_partitions(old: TopicLock, new: TopicLock) -> Change:
+def partitions(found: Lock, topic: str, depth: int = 0) -> int | None:
+    """A topic's partition count as far as the lock knows it: the spec's, or the most of the
+    topics it copies (None: some are not the spec's to say)."""
+    source = found.source(topic)
+    if source is not None:
+        return source.partitions
+    internal = found.topic(topic)
+    if internal is None or depth > 20:
+        return None
+    if internal.partitions is not None:
+        return internal.partitions
+    counts = [partitions(found, t, depth + 1) for t in internal.partitions_from]
+    return None if not counts or None in counts else max(c for c in counts if c is not None)
+
+
+def _count(n: int | None) -> str:
+    return "an unknown number of" if n is None else str(n)
+
+
+def _topic_partitions(old: TopicLock, new: TopicLock, a: int | None, b: int | None) -> Change:
     origin = new.origin
     loc = (*origin.loc, "partitions")
     return Change(
         f"topic:{old.name}",
-        f"{old.kind} topic {old.name} has {new.partitions} partitions now, {old.partitions} "
+        f"{old.kind} topic {old.name} has {_count(b)} partitions now, {_count(a)} "
         "before: the existing topic would not fit (the app stops at start), and records in "
         "flight would reach other partitions",
         False,
         loc=_relocated(origin, loc),
         origin=None,
+        instead=f"keep {_count(a)} partitions"
+        + (f": `partitions = {a}` in this step" if a is not None else ""),
     )
 
 
@@ -287,6 +325,7 @@ def _source_changes(old: SourceLock, new: SourceLock) -> list[Change]:
                     "decode",
                     False,
                     loc=("topics", old.topic, field),
+                    instead=f'keep `{field} = "{a}"`, or read a new topic in the new format',
                 )
             )
     if (
@@ -302,6 +341,7 @@ def _source_changes(old: SourceLock, new: SourceLock) -> list[Change]:
                 "their state, and the committed offsets would not cover the new partitions",
                 False,
                 loc=("topics", old.topic, "partitions"),
+                instead=f"keep `partitions = {old.partitions}`",
             )
         )
     return out
@@ -332,6 +372,8 @@ def where(change: Change, spec: Spec) -> Loc:
     loc = change.loc
     if change.origin is not None and change.origin.defined_at:
         loc = change.origin.loc
+        if change.step_offset and len(loc) == 4 and isinstance(loc[3], int):
+            loc = (*loc[:3], max(loc[3] + change.step_offset, 0))
         field = change.keep.split(" = ")[0] if change.keep else ""
         if field and field not in loc:
             loc = (*loc, field)
@@ -365,11 +407,17 @@ def problems(
         if change.safe or change.subject in accepted:
             continue
         loc = where(change, spec)
-        keep = (
-            f"keep the old name: write `{change.keep}` in this step"
-            if change.keep
-            else "keep the old names"
-        )
+        # Down to what is written, where the spec has it (a removed entry is not).
+        while len(loc) > 1 and loc not in where_.positions:
+            loc = loc[:-1]
+        if change.keep and "steps" in loc:
+            keep = f"keep the old name: write `{change.keep}` in this step"
+        elif change.keep and (len(loc) >= 2 or change.origin is None):
+            keep = f"keep the old name: write `{change.keep}` here"
+        elif change.keep:
+            keep = f"keep it: put back the step that makes it, with `{change.keep}`"
+        else:
+            keep = change.instead or "undo the change"
         hint = (
             f"{keep}; or accept losing the state: `kgen build --accept-reset {change.subject}`, "
             f"then stop every instance and run `python -m {app_package} reset --yes` before "
