@@ -27,6 +27,7 @@ FILES = (
     ("app/package/__init__.py.j2", "{pkg}/__init__.py"),
     ("app/package/__main__.py.j2", "{pkg}/__main__.py"),
     ("app/package/settings.py.j2", "{pkg}/settings.py"),
+    ("app/package/reset.py.j2", "{pkg}/reset.py"),
     ("app/package/serde.py.j2", "{pkg}/serde.py"),
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
