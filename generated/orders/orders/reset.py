@@ -188,6 +188,11 @@ def _wait_deleted(admin: AdminClient, names: list[str]) -> None:
 
 def reset(args: argparse.Namespace) -> int:
     config = _client_config(args)
+    # Mistyped targets are refused before anything is asked of the cluster.
+    if args.to_offsets:
+        _given_offsets(args.to_offsets)
+    if args.to_datetime:
+        _timestamp_ms(args.to_datetime)
     admin = AdminClient(config)
     metadata: Any = admin.list_topics(timeout=TIMEOUT_S)
     missing = [
