@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kgen import __version__
 from kgen.codegen import emit, render
+from kgen.evolution import guard, lock, report
 from kgen.plan import describe
 from kgen.plan.models import AppPlan
 from kgen.plan.planner import plan as make_plan
@@ -16,6 +17,8 @@ from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import LoadedSpec, load_spec
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+# `kgen diff`: the change needs a reset of the app's state.
+EXIT_RESET = 3
 
 
 def _load(spec: str, args: argparse.Namespace) -> tuple[LoadedSpec, AppPlan]:
@@ -35,11 +38,37 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.out and len(args.specs) > 1:
         print("kgen build: --out takes one spec", file=sys.stderr)
         return EXIT_USAGE
+    accepted = frozenset(args.accept_reset)
+    used: set[str] = set()
     for spec in args.specs:
-        _, plan = _load(spec, args)
+        loaded, plan = _load(spec, args)
         root = Path(args.out) if args.out else Path(args.generated) / plan.package
-        changed = emit.write(render.render(plan), root)
+        generated = None if args.out else Path(args.generated)
+        try:
+            previous = guard.previous_lock(root, generated, loaded.display_path)
+            evolved = guard.evolve(previous, loaded, plan, accepted)
+        except lock.LockError as exc:
+            print(f"kgen build: {exc}: restore it from version control", file=sys.stderr)
+            return EXIT_USER
+        files = render.render(plan)
+        files[lock.FILE] = lock.dumps(evolved.new)
+        changed = emit.write(files, root)
         print(f"{spec} -> {root}/ ({len(changed)} file{'s' if len(changed) != 1 else ''} changed)")
+        for reset in evolved.accepted:
+            used.add(reset.accepted)
+            print(f"  reset accepted ({reset.accepted}): {reset.change}")
+        if evolved.accepted:
+            print(
+                f"  before deploying it: stop every instance of {plan.app_id}, then run "
+                f"`python -m {plan.package} reset --yes` (see `reset --help`)"
+            )
+        if previous is not None and previous.parent != root:
+            print(f"  {previous.parent}/ is the app under its old id: delete it once reset")
+    for unused in sorted(accepted - used):
+        print(
+            f"kgen build: warning: --accept-reset {unused}: no change needs that reset",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -55,7 +84,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         _, plan = _load(spec, args)
         packages.add(plan.package)
         root = generated / plan.package
-        lines = emit.diff(render.render(plan), root, root.as_posix())
+        files = render.render(plan)
+        # The lock keeps the resets accepted so far: they are history, not output.
+        files[lock.FILE] = lock.dumps(lock.from_plan(plan, guard.current_resets(root)))
+        lines = emit.diff(files, root, root.as_posix())
         if lines:
             stale += 1
             sys.stdout.writelines(lines)
@@ -88,6 +120,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         print(f"{spec}: ok")
     return code
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    _, old = _load(args.old, args)
+    _, new = _load(args.new, args)
+    text, unsafe = report.diff(old, new)
+    sys.stdout.write(text)
+    return EXIT_RESET if unsafe else EXIT_OK
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
@@ -162,6 +202,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("specs", nargs="+", metavar="SPEC")
     b.add_argument("--out", help="the app's folder (default: GENERATED/<app>)")
     b.add_argument("--generated", default="generated", help="where apps go (default: %(default)s)")
+    b.add_argument(
+        "--accept-reset",
+        action="append",
+        default=[],
+        metavar="WHAT",
+        help="go ahead with a change that loses state (store:NAME, topic:NAME, source:NAME or "
+        "app, as the error names it); the lock records it, and the app must be reset before "
+        "it is deployed",
+    )
     _import_check_flag(b)
     b.set_defaults(func=cmd_build)
 
@@ -183,6 +232,18 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("specs", nargs="+", metavar="SPEC")
     _import_check_flag(v)
     v.set_defaults(func=cmd_validate)
+
+    f = sub.add_parser(
+        "diff",
+        help="explain a spec change in topology terms",
+        description="Compare two versions of a spec: processors added and removed, stores and "
+        "internal topics affected, and whether the app's state must be reset. Exit 0: safe; "
+        "3: a reset is needed; 1: a spec has errors.",
+    )
+    f.add_argument("old", metavar="OLD_SPEC")
+    f.add_argument("new", metavar="NEW_SPEC")
+    _import_check_flag(f)
+    f.set_defaults(func=cmd_diff)
 
     d = sub.add_parser(
         "describe", help="print the topology as text", description="Print the topology."

@@ -42,6 +42,7 @@ STATELESS_FILES = (
     - len(render.FK_ONLY)
     - len(render.PROCESSORS_ONLY)
     - len(render.STANDBY_ONLY)
+    + 1  # kgen.lock
 )
 
 

@@ -14,6 +14,7 @@ import black
 import jinja2
 from black.mode import TargetVersion
 
+from kgen.evolution import lock
 from kgen.plan import describe
 from kgen.plan.models import AppPlan
 
@@ -26,6 +27,7 @@ FILES = (
     ("app/package/__init__.py.j2", "{pkg}/__init__.py"),
     ("app/package/__main__.py.j2", "{pkg}/__main__.py"),
     ("app/package/settings.py.j2", "{pkg}/settings.py"),
+    ("app/package/reset.py.j2", "{pkg}/reset.py"),
     ("app/package/serde.py.j2", "{pkg}/serde.py"),
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
@@ -175,6 +177,9 @@ def render(plan: AppPlan) -> dict[str, str]:
         if path.endswith(".py"):
             text = black.format_str(text, mode=BLACK_MODE)
         files[path] = text
+    # What carries state across deployments (kgen.evolution); `kgen build` adds the resets
+    # accepted so far.
+    files[lock.FILE] = lock.dumps(lock.from_plan(plan))
     return dict(sorted(files.items()))
 
 

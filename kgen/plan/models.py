@@ -231,6 +231,20 @@ class TestCasePlan:
 
 
 @dataclass(frozen=True)
+class StateOrigin:
+    """Where a name that carries state across deployments (a store, an internal topic) comes
+    from in the spec, and the field that keeps it when the spec around it changes."""
+
+    name: str
+    # The spec path of the entry or step that makes it, e.g. ('streams', 0, 'steps', 2).
+    loc: tuple[str | int, ...]
+    # The name of its [[streams]], [[tables]] or [[global_tables]] entry.
+    entry: str
+    # The field to write at `loc` to keep the name, as a TOML line: 'store = "word-counts"'.
+    keep: str
+
+
+@dataclass(frozen=True)
 class AppPlan:
     app_id: str
     package: str
@@ -298,6 +312,8 @@ class AppPlan:
     kgen_version: str
     spec_path: str
     spec_sha256: str
+    # Where each store and internal topic comes from (kgen.evolution's lock and errors).
+    state_origins: tuple[StateOrigin, ...] = ()
 
     @property
     def third_party_imports(self) -> tuple[str, ...]:

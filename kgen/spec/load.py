@@ -32,6 +32,8 @@ class LoadedSpec:
     display_path: str
     sha256: str
     warnings: tuple[SpecError, ...]
+    # The file's text: errors found after loading (kgen.evolution) are located in it.
+    text: str = ""
 
 
 def load_spec(
@@ -68,7 +70,7 @@ def load_spec(
     if any(not p.warning for p in problems):
         raise SpecInvalid(problems)
     digest = hashlib.sha256(raw).hexdigest()
-    return LoadedSpec(spec, display, digest, tuple(sorted(problems)))
+    return LoadedSpec(spec, display, digest, tuple(sorted(problems)), text)
 
 
 def _schema_and_rest(

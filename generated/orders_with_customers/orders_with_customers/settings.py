@@ -158,6 +158,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m {__package__}",
         description=f"Run the {APP_ID} stream app. Every flag also reads an environment variable.",
+        epilog=f"python -m {__package__} reset --help: start the app over (input offsets, internal topics, local state).",
     )
     p.add_argument(
         "--bootstrap-servers",
