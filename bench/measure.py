@@ -25,6 +25,9 @@ from kgen import topics
 POLL_S = 0.05
 STOP_TIMEOUT_S = 60.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The warm window starts once this share of the input is committed: the start-up, the JIT's
+# warm-up and the first fetches are behind every system by then.
+WARM_SHARE = 1 / 3
 
 
 @dataclass
@@ -46,6 +49,12 @@ class RunResult:
     verified: bool
     note: str = ""
     keys: int | None = None  # for a table of counts: the keys of the table read
+    # Warm: from the first poll at which the group had committed a third of the input
+    # (WARM_SHARE) to the end; the rate of that window and the process's CPU time in it.
+    # None when the run was too short to see that moment before its end.
+    warm_rate: float | None = None
+    warm_cpu_s: float | None = None
+    warm_records: int | None = None
     # "default" (each system's own) or the common interval given to every system, e.g. "100 ms"
     commit_interval: str = "default"
 
@@ -96,6 +105,17 @@ class _Progress:
     elapsed: float | None = None
     rss_kib: int = 0
     cpu_s: float = 0.0
+    # When the warm window began: seconds from launch, input records committed, CPU seconds.
+    warm_at: float | None = None
+    warm_done: int = 0
+    warm_cpu_s: float = 0.0
+
+    def per_million(self, total: int) -> tuple[float | None, float | None, int | None]:
+        """(warm rate, warm CPU seconds, warm records), or Nones without a warm window."""
+        if self.warm_at is None or self.elapsed is None or self.elapsed <= self.warm_at:
+            return None, None, None
+        records = total - self.warm_done
+        return records / (self.elapsed - self.warm_at), self.cpu_s - self.warm_cpu_s, records
 
 
 def run_once(
@@ -147,6 +167,7 @@ def run_once(
                 proc.kill()
                 proc.wait(STOP_TIMEOUT_S)
     assert progress.elapsed is not None
+    warm_rate, warm_cpu_s, warm_records = progress.per_million(total)
     # Read in offset order per partition: a table's latest value per key is its last update.
     got = empty_like(expected)
     for rec in topics.read_committed(broker.bootstrap, output, timeout_s=60 + total / 5000):
@@ -178,6 +199,9 @@ def run_once(
         verified=verified,
         note=note,
         keys=len(got.counts) if isinstance(got, CountTable) else None,
+        warm_rate=warm_rate,
+        warm_cpu_s=warm_cpu_s,
+        warm_records=warm_records,
     )
 
 
@@ -220,6 +244,9 @@ def _wait_done(
             done = sum(offsets[INPUT_TOPIC, p] for p in partitions)
             if progress.startup is None and done > 0:
                 progress.startup = now - start
+            if progress.warm_at is None and done >= total * WARM_SHARE:
+                progress.warm_at, progress.warm_done = now - start, done
+                progress.warm_cpu_s = process_cpu_s(proc.pid) or progress.cpu_s
             if done >= total and not internal:
                 progress.elapsed = now - start
             elif done >= total and internal_parts is not None:

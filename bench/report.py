@@ -86,6 +86,12 @@ class Summary:
     # and their median (None for kgen itself, or without kgen).
     vs_kgen_rounds: tuple[float, ...] = ()
     vs_kgen_median: float | None = None
+    # Warm (from the third of the input on; see measure.WARM_SHARE): median rate, its ratio
+    # to kgen's per round, and CPU seconds per million records, cold (the whole run) and warm.
+    warm_rate_median: float | None = None
+    warm_vs_kgen_median: float | None = None
+    cpu_per_m_median: float | None = None
+    warm_cpu_per_m_median: float | None = None
 
 
 def summarize(results: Sequence[RunResult]) -> list[Summary]:
@@ -115,6 +121,19 @@ def summarize(results: Sequence[RunResult]) -> list[Summary]:
             for r in runs
             if r.round in reference and system != REFERENCE
         )
+        warm = [r for r in runs if r.warm_rate is not None]
+        warm_reference = {
+            r.round: r.warm_rate
+            for r in results
+            if (r.commit_interval, r.workload, r.system) == (interval, workload, REFERENCE)
+            and r.verified
+            and r.warm_rate
+        }
+        warm_per_round = [
+            (r.warm_rate or 0.0) / warm_reference[r.round]
+            for r in warm
+            if r.round in warm_reference and system != REFERENCE
+        ]
         out.append(
             Summary(
                 system=system,
@@ -137,9 +156,19 @@ def summarize(results: Sequence[RunResult]) -> list[Summary]:
                     else statistics.median(r.broker_cpu_s or 0.0 for r in runs)
                 ),
                 busy_median=statistics.median(r.machine_busy for r in runs),
+                warm_rate_median=_median([r.warm_rate or 0.0 for r in warm]),
+                warm_vs_kgen_median=_median(warm_per_round),
+                cpu_per_m_median=statistics.median(r.cpu_s / r.records * 1e6 for r in runs),
+                warm_cpu_per_m_median=_median(
+                    [(r.warm_cpu_s or 0.0) / (r.warm_records or 1) * 1e6 for r in warm]
+                ),
             )
         )
     return out
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def ratio(
@@ -156,17 +185,21 @@ def table(summaries: Sequence[Summary]) -> str:
     """The summary as a Markdown table (readable as plain text too). `vs kgen`: the median of
     the per-round ratios of this system's rate to kgen's (each round listed after it)."""
     head = (
-        "| commit interval | workload | system | records/s (median) | min .. max | "
-        "vs kgen (per round) | vs copy | time s | "
+        "| commit interval | workload | system | cold records/s (median) | min .. max | "
+        "vs kgen (per round) | vs copy | warm records/s | warm vs kgen | "
+        "CPU s / M records, cold | CPU s / M, warm | time s | "
         "startup s | peak RSS MiB | CPU s | broker CPU s | machine busy | verified |"
     )
-    rows = [head, "|" + " --- |" * 14]
+    rows = [head, "|" + " --- |" * 18]
     for s in summaries:
         r = ratio(summaries, s.system, s.workload, s.commit_interval)
+        warm_vs = "1.00" if s.system == REFERENCE else _opt(s.warm_vs_kgen_median, ".2f")
         rows.append(
             f"| {s.commit_interval} | {s.workload} | {s.system} | {s.rate_median:,.0f} | "
             f"{s.rate_min:,.0f} .. {s.rate_max:,.0f} | {_vs_kgen(s)} | "
-            f"{'' if r is None else f'{r:.2f}'} | {s.seconds_median:.2f} | "
+            f"{'' if r is None else f'{r:.2f}'} | {_opt(s.warm_rate_median, ',.0f')} | "
+            f"{warm_vs} | {_opt(s.cpu_per_m_median)} | {_opt(s.warm_cpu_per_m_median)} | "
+            f"{s.seconds_median:.2f} | "
             f"{s.startup_median:.2f} | {s.rss_median_mib:.0f} | {s.cpu_median_s:.1f} | "
             f"{_opt(s.broker_cpu_median_s)} | {s.busy_median:.0%} | {s.verified}/{s.runs} |"
         )
@@ -185,14 +218,15 @@ def _vs_kgen(s: Summary) -> str:
 def runs_table(results: Sequence[RunResult]) -> str:
     """Every run, in the order it ran."""
     rows = [
-        "| round | commit interval | workload | system | records/s | time s | startup s "
+        "| round | commit interval | workload | system | records/s | warm records/s "
+        "| time s | startup s "
         "| peak RSS MiB | CPU s | broker CPU s | machine busy | written | verified |",
-        "|" + " --- |" * 13,
+        "|" + " --- |" * 14,
     ]
     for r in results:
         rows.append(
             f"| {r.round or 'warm-up'} | {r.commit_interval} | {r.workload} | {r.system} | "
-            f"{r.rate:,.0f} | {r.seconds:.2f} | "
+            f"{r.rate:,.0f} | {_opt(r.warm_rate, ',.0f')} | {r.seconds:.2f} | "
             f"{r.startup_s:.2f} | {r.peak_rss_mib:.0f} | {r.cpu_s:.1f} | "
             f"{_opt(r.broker_cpu_s)} | {r.machine_busy:.0%} | {_written(r)} | "
             f"{'yes' if r.verified else 'NO: ' + r.note} |"
@@ -205,8 +239,8 @@ def _written(r: RunResult) -> str:
     return f"{r.written:,}" + ("" if r.keys is None else f" ({r.keys:,} keys)")
 
 
-def _opt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"
+def _opt(value: float | None, spec: str = ".1f") -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def markdown(
