@@ -171,13 +171,14 @@ def test_the_watchdog_ends_a_loop_that_makes_no_progress(
 
 @pytest.mark.broker
 @pytest.mark.slow
-def test_fifty_first_starts_of_fresh_stateful_apps(
+def test_thirty_first_starts_of_fresh_stateful_apps(
     kafka_bootstrap: str, build_app: BuildApp, tmp_path: Path
 ) -> None:
     """Each app is new (its own topics and internal topics) and starts right after its source
     topic was created, the moment its metadata is not everywhere yet: every start exits 0."""
     spec = (ROOT / "specs" / "user-totals.toml").read_text()
-    runs = 50
+    # The bug this guards against failed 4 starts in 30 (13%): 30 starts miss it 1.5% of the time.
+    runs = 30
     texts = []
     for i in range(runs):
         text = spec.replace('app = "user-totals"', f'app = "first-{i}"')
