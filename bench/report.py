@@ -47,7 +47,7 @@ def machine() -> dict[str, str]:
         "confluent-kafka": (
             f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
         ),
-        "orjson (the generated apps use it when installed)": _version("orjson"),
+        "orjson (the generated apps' JSON)": _version("orjson"),
         "java (broker)": java,
     }
 

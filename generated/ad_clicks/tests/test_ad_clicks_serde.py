@@ -55,31 +55,104 @@ def test_malformed_bytes_raise(fmt: str) -> None:
         DESERIALIZERS[fmt](b"\xff")
 
 
-def test_json_decodes_like_the_json_module() -> None:
-    """Where orjson (optional, faster) is stricter, the json module's answer stands."""
-    big = b"123456789012345678901234567890"
-    assert DESERIALIZERS["json"](big) == 123456789012345678901234567890
-    nan = DESERIALIZERS["json"](b"NaN")
-    assert nan != nan
-    assert DESERIALIZERS["json"](b'"\\ud800"') == "\ud800"
+def test_json_is_compact_utf8_in_the_given_key_order() -> None:
+    """Jackson's ObjectMapper writes these bytes too: no spaces, non-ASCII as UTF-8."""
+    value = {"z": 1, "a": [True, False, None], "名前": "한글 ✓ \u2028 \x7f", "e": {}, "l": []}
+    expected = '{"z":1,"a":[true,false,null],"名前":"한글 ✓ \u2028 \x7f","e":{},"l":[]}'
+    assert SERIALIZERS["json"](value) == expected.encode("utf-8")
+    assert (
+        SERIALIZERS["json"]({"q": '"\\/', "c": "\n\t\x01"})
+        == b'{"q":"\\"\\\\/","c":"\\n\\t\\u0001"}'
+    )
+    assert SERIALIZERS["json"](("a", 1)) == b'["a",1]'
+
+
+def test_json_numbers() -> None:
+    """Integers exact at any size (a Java BigInteger); floats read back as the same double."""
+    assert SERIALIZERS["json"]([0, -1, 2**63 - 1, -(2**63), 2**64 - 1]) == (
+        b"[0,-1,9223372036854775807,-9223372036854775808,18446744073709551615]"
+    )
+    big = {"big": 2**70, "neg": -(2**64), "nested": [{"n": 10**30}]}
+    data = SERIALIZERS["json"](big)
+    assert (
+        data
+        == b'{"big":1180591620717411303424,"neg":-18446744073709551616,"nested":[{"n":1'
+        + b"0" * 30
+        + b"}]}"
+    )
+    assert DESERIALIZERS["json"](data) == big
+    assert (
+        SERIALIZERS["json"]([1.5, 0.1, 100.0, -2.25, 3822.46]) == b"[1.5,0.1,100.0,-2.25,3822.46]"
+    )
+    floats = [1e-05, 0.00012, 1e16, 1.2345678901234568e17, 5e-324, 1.7976931348623157e308, -0.0]
+    assert DESERIALIZERS["json"](SERIALIZERS["json"](floats)) == floats
+    assert (
+        DESERIALIZERS["json"](b"123456789012345678901234567890") == 123456789012345678901234567890
+    )
+    assert DESERIALIZERS["json"](b'{"a":[-123456789012345678901234567890,1.5]}') == {
+        "a": [-123456789012345678901234567890, 1.5]
+    }
+
+
+def test_json_keys_that_are_not_strings() -> None:
+    """As json.dumps writes them (Jackson too, for a Map's keys)."""
+    value = {1: "a", False: "b", None: "c", 2.5: "d", "s": {3: [2**70]}}
+    assert (
+        SERIALIZERS["json"](value)
+        == b'{"1":"a","false":"b","null":"c","2.5":"d","s":{"3":[1180591620717411303424]}}'
+    )
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        {"id": 1, "user": "u", "amount_cents": 123456, "ok": True, "tags": ["a", "b"]},
-        [1.5, 0.1, 100.0, -2.25, 1e-05, 0.00012, 1e16, 1.2345678901234568e17, 5e-324],
-        {"none": None, "nan": float("nan"), "inf": float("inf")},
-        {"big": 2**70, 1: "int key", "text": '한글 \u2028 \x7f \x01 \n " \\ 1e5'},
-        ("a", "tuple"),
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        {"a": [1, {"b": float("nan")}]},
+        [None, float("inf")],
+        {"big": 2**70, "x": float("nan")},
+        {1: float("inf")},
     ],
 )
-def test_json_encodes_like_the_json_module(value: Any) -> None:
-    """Whichever encoder runs (orjson when installed), the bytes are json.dumps'."""
-    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    assert SERIALIZERS["json"](value) == expected
+def test_json_has_no_nan_or_infinity(value: Any) -> None:
+    """NaN and Infinity are errors (the spec's error policy decides), not the text null."""
+    with pytest.raises(ValueError, match="NaN and Infinity"):
+        SERIALIZERS["json"](value)
 
 
-def test_json_refuses_what_utf8_cannot_hold() -> None:
-    with pytest.raises(UnicodeEncodeError):
-        SERIALIZERS["json"]({"lone surrogate": "\ud800"})
+def test_json_null_in_text_is_not_an_error() -> None:
+    assert (
+        SERIALIZERS["json"]({"a": "null", "b": None, "c": 1.5}) == b'{"a":"null","b":null,"c":1.5}'
+    )
+
+
+@pytest.mark.parametrize(
+    "data", [b"NaN", b"[Infinity]", b"-Infinity", b'"\\ud800"', b"\xff", b"{'a': 1}", b"[1,]", b""]
+)
+def test_json_reads_strict_json(data: bytes) -> None:
+    """What Jackson refuses by default is an error here too (ValueError), not a value."""
+    with pytest.raises(ValueError):
+        DESERIALIZERS["json"](data)
+
+
+@pytest.mark.parametrize(
+    "value", [{1, 2}, b"raw", object(), {"a": [1, {"b": {2}}]}, {(1, 2): "tuple key"}, "\ud800"]
+)
+def test_json_refuses_what_it_cannot_write(value: Any) -> None:
+    with pytest.raises(TypeError):
+        SERIALIZERS["json"](value)
+
+
+def test_json_reads_what_the_json_module_writes() -> None:
+    value = {
+        "user": "u1",
+        "amount": 12.5,
+        "tags": ["a"],
+        "text": "한글 \u2028",
+        "n": None,
+        "big": 2**70,
+    }
+    for data in (json.dumps(value), json.dumps(value, separators=(",", ":"), ensure_ascii=False)):
+        assert DESERIALIZERS["json"](data.encode("utf-8")) == value
+    assert json.loads(SERIALIZERS["json"](value) or b"") == value

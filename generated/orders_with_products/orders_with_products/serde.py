@@ -9,45 +9,18 @@ Decoded fields are dynamically typed (`Any`): a spec's expressions decide what t
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
-_fast_loads: Callable[[bytes], Any]
-_fast_dumps: Callable[..., bytes] | None
-_FAST_DUMPS_OPTIONS = 0
-try:
-    # Optional (pip install orjson): decodes JSON about three times faster than json, and
-    # encodes it about four times faster.
-    import orjson
+import orjson
 
-    _fast_loads = orjson.loads
-    _fast_dumps = orjson.dumps
-    # Subclasses (IntEnum, str subclasses), dataclasses and datetimes go to json, which
-    # decides about them as it always does.
-    _FAST_DUMPS_OPTIONS = (
-        orjson.OPT_PASSTHROUGH_SUBCLASS
-        | orjson.OPT_PASSTHROUGH_DATACLASS
-        | orjson.OPT_PASSTHROUGH_DATETIME
-    )
-except ImportError:
-    _fast_loads = json.loads
-    _fast_dumps = None
-# json's encoder, made once: what json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-# does, without building an encoder per call.
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-# orjson's output is used only where it cannot differ from json's: no float in exponent
-# notation or below 1e-4 (orjson writes 0.00001 where json writes 1e-05), no null (orjson
-# writes NaN as null). A string that merely looks like one of these goes to json too. (Three
-# substring tests on a translated copy: a third of the time of the regex rb"\de|\.0000|null".)
-_DIGITS_KEEP_E = bytes(
-    0x30 if 0x30 <= b <= 0x39 else (b if b == 0x65 else 0x78) for b in range(256)
-)
-
-
-def _may_differ(data: bytes) -> bool:
-    return b"null" in data or b".0000" in data or b"0e" in data.translate(_DIGITS_KEEP_E)
-
-
+# Dataclasses and datetimes are refused (a TypeError), as json refuses them, rather than
+# written in orjson's own way; subclasses of str, int, dict and list are written as their base
+# type, as json writes them.
+_DUMPS_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_dumps = orjson.dumps
+_loads = orjson.loads
 # Digits -> b"0", anything else -> b"x": finds a run of 19 digits faster than a regex.
 _DIGITS_TO_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
 _NINETEEN_DIGITS = b"0" * 19
@@ -63,38 +36,78 @@ def deserialize_string(data: bytes | None) -> Any:
 
 
 def serialize_json(obj: Any) -> bytes | None:
-    """Compact UTF-8 JSON, as json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    writes it. A null value stays a Kafka null (a tombstone), not the text 'null'.
+    """Compact UTF-8 JSON as Jackson's ObjectMapper writes it (what a Kafka Streams app's JSON
+    serde writes): no spaces, non-ASCII characters as UTF-8, not escaped; keys in the dict's
+    order. orjson writes it. A null value stays a Kafka null (a tombstone), not the text 'null'.
 
-    With orjson installed its faster output is used where it is byte for byte json's; json
-    decides everything else (big integers, non-string keys, NaN, lone surrogates). One
-    difference remains: a UUID or a plain Enum member, which json refuses, orjson writes.
+    Integers are exact at any size; a float is the shortest decimal that reads back as the same
+    double. NaN and Infinity have no JSON form: ValueError (the spec's error policy decides).
     """
     if obj is None:
         return None
-    if _fast_dumps is not None:
-        try:
-            data = _fast_dumps(obj, option=_FAST_DUMPS_OPTIONS)
-        except TypeError:  # orjson.JSONEncodeError is a TypeError
-            pass
-        else:
-            if not _may_differ(data):
-                return data
-    return _encode(obj).encode("utf-8")
+    try:
+        data = _dumps(obj, option=_DUMPS_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, a key that is no str, ...
+        return _encode_exact(obj)
+    # orjson writes NaN and Infinity as null: look for them only where a null was written.
+    if b"null" in data and _has_non_finite(obj):
+        raise ValueError("NaN and Infinity have no JSON form")
+    return data
 
 
 def deserialize_json(data: bytes | None) -> Any:
+    """Strict JSON (RFC 8259) in UTF-8, as Jackson reads it by default: NaN, Infinity, invalid
+    UTF-8 and lone surrogates raise ValueError; integers are exact at any size."""
     if data is None:
         return None
-    # json is the reference, so results never depend on what is installed: orjson turns
-    # integers past 64 bits into floats (so 19+ digits in a row go to json), and refuses NaN
-    # and lone surrogates (so its errors go to json too).
-    if _NINETEEN_DIGITS not in data.translate(_DIGITS_TO_ZERO):
-        try:
-            return _fast_loads(data)
-        except ValueError:
-            pass
-    return json.loads(data)
+    value = _loads(data)
+    # orjson reads an integer past 64 bits as a float: where 19 digits stand in a row, json
+    # reads the (valid) text again, exactly.
+    if _NINETEEN_DIGITS in data.translate(_DIGITS_TO_ZERO):
+        return json.loads(data)
+    return value
+
+
+def _has_non_finite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_has_non_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_has_non_finite(v) for v in obj)
+    return False
+
+
+def _encode_exact(obj: Any) -> bytes:
+    """What orjson writes, for the values it refuses that JSON holds: integers past 64 bits
+    (every digit, as Jackson writes a BigInteger) and dict keys that are not strings (as
+    json.dumps writes them: 1 -> "1", True -> "true", None -> "null"). Anything else orjson
+    refuses is refused again (TypeError)."""
+    if isinstance(obj, dict):
+        return (
+            b"{"
+            + b",".join(_encode_key(k) + b":" + _encode_exact(v) for k, v in obj.items())
+            + b"}"
+        )
+    if isinstance(obj, (list, tuple)):
+        return b"[" + b",".join(_encode_exact(v) for v in obj) + b"]"
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return int.__repr__(obj).encode()
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError("NaN and Infinity have no JSON form")
+        return _dumps(float(obj))
+    return _dumps(obj, option=_DUMPS_OPTIONS)
+
+
+def _encode_key(key: Any) -> bytes:
+    if isinstance(key, str):
+        return _dumps(key)
+    if key is None or isinstance(key, bool):
+        return b'"' + _dumps(key) + b'"'
+    if isinstance(key, (int, float)):
+        return b'"' + _encode_exact(key) + b'"'
+    raise TypeError(f"JSON keys are str, int, float, bool or None, not {type(key).__name__}")
 
 
 def serialize_bytes(obj: Any) -> bytes | None:

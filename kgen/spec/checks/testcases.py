@@ -3,6 +3,7 @@ writes, and every key and value fits its topic's format."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -112,12 +113,17 @@ def _describe_value(value: Any) -> str:
     return f"{kind} ({text})" if len(text) < 40 else kind
 
 
-def _json_able(value: Any) -> bool:
+def _json_mismatch(value: Any) -> str:
+    """'' when `value` has a JSON form (as the json format writes it), else why not."""
     if isinstance(value, dict):
-        return all(_json_able(v) for v in value.values())
+        return next((m for m in map(_json_mismatch, value.values()) if m), "")
     if isinstance(value, list):
-        return all(_json_able(v) for v in value)
-    return isinstance(value, (str, int, float, bool))
+        return next((m for m in map(_json_mismatch, value) if m), "")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan and inf have no JSON form"
+    if isinstance(value, (str, int, float, bool)):
+        return ""
+    return "dates and times have no JSON form: write them as strings"
 
 
 def _format_mismatch(fmt: str, value: Any) -> str:
@@ -125,8 +131,7 @@ def _format_mismatch(fmt: str, value: Any) -> str:
     if value is None:
         return ""
     if fmt == "json":
-        ok = _json_able(value)
-        return "" if ok else "dates and times have no JSON form: write them as strings"
+        return _json_mismatch(value)
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if fmt in ("string", "bytes"):
         if isinstance(value, str):
