@@ -16,11 +16,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 ADMIN = "admin"
 MECHANISM = "SCRAM-SHA-512"
 BROKER_CN = "kgen-broker"
@@ -108,7 +103,14 @@ def _write_private(path: Path, data: bytes) -> None:
 
 def _make_certificates() -> tuple[bytes, bytes]:
     """A CA (its key is thrown away) and a broker certificate for 127.0.0.1 and localhost
-    that it signs; returns the CA certificate and the broker's key + chain, both PEM."""
+    that it signs; returns the CA certificate and the broker's key + chain, both PEM.
+
+    `cryptography` is imported here: only a secured broker needs it (a dev dependency)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kgen local CA")])

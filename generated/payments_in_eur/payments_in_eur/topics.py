@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic without marking it for type checkers.
 from confluent_kafka.cimpl import NewTopic
 
-from . import APP_ID
+from . import APP_ID, acls
 from .settings import DEAD_LETTER_TOPIC, GLOBAL_TOPICS, SINK_TOPICS, SOURCE_TOPICS, TOPICS
 
 log = logging.getLogger(APP_ID)
@@ -60,7 +60,8 @@ class Topics:
         if absent:
             raise TopicsError(
                 f"missing topics: {', '.join(absent)}. Create them first, or give them "
-                "partitions in the spec so the app creates them."
+                "partitions in the spec so the app creates them. Under ACLs a topic the app may not "
+                f"READ or WRITE is missing to it too: see python -m {__package__} acls."
             )
         self._wait_for(needed)
 
@@ -74,6 +75,13 @@ class Topics:
                 future.result()
                 log.info("created %s %s", what, name)
             except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                        "CREATE",
+                        name,
+                        f"creating {what} {name}",
+                    ) from exc
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
 
