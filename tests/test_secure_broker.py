@@ -125,7 +125,8 @@ def grant(broker: LocalKafka, where: Where, principal: str, *skip: str) -> list[
                 AclPermissionType.ALLOW,
             )
         )
-    for future in admin(broker).create_acls(bindings, request_timeout=30).values():
+    client = admin(broker)  # alive until the futures are done
+    for future in client.create_acls(bindings, request_timeout=30).values():
         future.result()
     return kept
 
@@ -166,7 +167,8 @@ def run_to_exit(broker: LocalKafka, where: Where, config: dict[str, str], log: P
 def create_topics(
     broker: LocalKafka, names: list[str], config: dict[str, str] | None = None
 ) -> None:
-    futures = admin(broker).create_topics(
+    client = admin(broker)  # alive until the futures are done
+    futures = client.create_topics(
         [NewTopic(name, 2, 1, config=config or {}) for name in names], operation_timeout=30
     )
     for future in futures.values():
@@ -234,7 +236,8 @@ def wait_topics(broker: LocalKafka, names: list[str], timeout: float = 60.0) -> 
 
 
 def delete_topics(broker: LocalKafka, names: list[str]) -> None:
-    for future in admin(broker).delete_topics(names, operation_timeout=30).values():
+    client = admin(broker)  # alive until the futures are done
+    for future in client.delete_topics(names, operation_timeout=30).values():
         future.result()
     deadline = time.monotonic() + 30
     while any(admin(broker).list_topics(timeout=10).topics.get(name) is not None for name in names):

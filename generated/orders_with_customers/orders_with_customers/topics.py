@@ -177,6 +177,19 @@ class Topics:
             if t.error is None and t.partitions
         }
 
+    def _check_visible(self, name: str) -> None:
+        """A topic missing from the full listing may be one the app may not see: say so."""
+        found: Any = self.admin.list_topics(name, timeout=TIMEOUT_S).topics.get(name)
+        if (
+            found is not None
+            and found.error is not None
+            and found.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        ):
+            operation = "WRITE" if name in {*SINK_TOPICS} else "READ"
+            raise acls.denied(
+                KafkaError.TOPIC_AUTHORIZATION_FAILED, operation, name, f"looking up topic {name}"
+            )
+
     def _wait_for(self, names: list[str]) -> None:
         """Wait until every topic named has metadata and a leader for each partition."""
         deadline = time.monotonic() + TIMEOUT_S
@@ -185,6 +198,9 @@ class Topics:
             pending = [name for name in names if not _ready(metadata.topics.get(name))]
             if not pending:
                 return
+            for name in pending:
+                if metadata.topics.get(name) is None:
+                    self._check_visible(name)
             if time.monotonic() > deadline:
                 raise KafkaException(
                     KafkaError(
