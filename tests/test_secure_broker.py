@@ -165,11 +165,14 @@ def run_to_exit(broker: LocalKafka, where: Where, config: dict[str, str], log: P
 
 
 def create_topics(
-    broker: LocalKafka, names: list[str], config: dict[str, str] | None = None
+    broker: LocalKafka, names: list[str], config: dict[str, str] | None = None, partitions: int = 2
 ) -> None:
+    if not names:
+        return
     client = admin(broker)  # alive until the futures are done
     futures = client.create_topics(
-        [NewTopic(name, 2, 1, config=config or {}) for name in names], operation_timeout=30
+        [NewTopic(name, partitions, 1, config=config or {}) for name in names],
+        operation_timeout=30,
     )
     for future in futures.values():
         future.result()
@@ -293,6 +296,7 @@ def test_each_missing_acl_of_a_stateless_app_is_named(
         if number == 1:
             delete_topics(secure_kafka, [source])  # created by the first case's app
         if number == 2:
+            create_topics(secure_kafka, [source])  # the second case's app could not
             produce(secure_kafka, source, [("unknown", "1")])
         name = f"sec-rm-{number}"
         config = user(secure_kafka, name)
@@ -347,9 +351,13 @@ def test_missing_internal_topic_acls_of_a_stateful_app_are_named(
     )
     produce(secure_kafka, "lines", [("l1", "Hello world")])
     if number == 4:
-        # An existing changelog: the app reads its cleanup.policy.
+        # An existing changelog (as many partitions as `lines`): the app reads its cleanup.policy.
+        lines: Any = admin(secure_kafka).list_topics("lines", timeout=30).topics["lines"]
         create_topics(
-            secure_kafka, ["sec-wc4-word-counts-changelog"], {"cleanup.policy": "compact"}
+            secure_kafka,
+            ["sec-wc4-word-counts-changelog"],
+            {"cleanup.policy": "compact"},
+            len(lines.partitions),
         )
     name = f"sec-wc-rm{number}"
     config = user(secure_kafka, name)

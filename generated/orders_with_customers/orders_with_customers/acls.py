@@ -14,7 +14,9 @@ sets its group's session time-out (ALTER_CONFIGS on the group).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -127,6 +129,25 @@ DENIED = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "TRANSACTIONAL_ID",
     KafkaError.CLUSTER_AUTHORIZATION_FAILED: "CLUSTER",
 }
+
+
+class _Hints(logging.Filter):
+    """librdkafka names the topic a transaction could not add in its log, not in the error it
+    returns: the last such line is kept for explain()."""
+
+    last = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = re.search(
+            r'Failed to add partition "([^"]+)".*authorization failed', record.getMessage()
+        )
+        if match:
+            _Hints.last = f"WRITE on {match.group(1)} denied"
+        return True
+
+
+# On the logger librdkafka's lines go to (logs.kafka_log).
+logging.getLogger(f"{APP_ID}.kafka").addFilter(_Hints())
 _KAFKA_ACLS_RESOURCE = {
     "TOPIC": "--topic",
     "GROUP": "--group",
@@ -198,7 +219,7 @@ def explain(
     kind = DENIED.get(err.code())
     if kind is None:
         return None
-    text = err.str()
+    text = err.str() + (f" ({_Hints.last})" if kind == "TOPIC" and _Hints.last else "")
     candidates = [acl for acl in needed(guarantee, group_protocol) if acl.resource_type == kind]
     named = [acl for acl in candidates if _names(acl, text)]
     candidates = named or candidates
