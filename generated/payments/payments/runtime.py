@@ -242,6 +242,7 @@ class Runner(Recovery, Rebalancing):
         check_connection(
             {"bootstrap.servers": self.settings.bootstrap_servers, **self.settings.kafka_config},
             self.settings.max_unavailable_s,
+            self.watchdog.tick,
         )
         since = time.monotonic()
         attempt = 0

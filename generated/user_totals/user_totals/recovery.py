@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -285,9 +286,9 @@ class _ConnectionWatch(logging.Handler):
             self.refused = err
 
 
-def check_connection(config: dict[str, Any], bound_s: float) -> None:
+def check_connection(config: dict[str, Any], bound_s: float, tick: Callable[[], None]) -> None:
     """Return once a broker answers with the app's settings (waiting, bounded by `bound_s`;
-    0: forever). A login or TLS handshake the broker refuses, or a broker that hangs up on the
+    0: forever; `tick` tells the watchdog the wait goes on). A login or TLS handshake the broker refuses, or a broker that hangs up on the
     first request while the app speaks plaintext, ends the run at once with what to check."""
     watch = _ConnectionWatch()
     quiet = logging.getLogger(f"{APP_ID}.kafka.connect")
@@ -302,6 +303,7 @@ def check_connection(config: dict[str, Any], bound_s: float) -> None:
     hang_ups = 0
     try:
         while True:
+            tick()
             try:
                 admin.list_topics(timeout=2.0)
                 return
