@@ -172,7 +172,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     if args.kafka_command == "fetch":
         return kafka_cli.cmd_fetch()
     if args.kafka_command == "start":
-        return kafka_cli.cmd_start(args.port, args.brokers)
+        return kafka_cli.cmd_start(args.port, args.brokers, secure=args.secure)
     if args.kafka_command == "stop":
         return kafka_cli.cmd_stop()
     return kafka_cli.cmd_status()
@@ -291,6 +291,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="start a cluster of this many broker+controller nodes (default: %(default)s)",
+    )
+    ks.add_argument(
+        "--secure",
+        action="store_true",
+        help="a single broker with TLS (its own CA), SASL/SCRAM-SHA-512 and ACLs (no access "
+        "without one, admin a super user); prints the admin's client settings",
     )
     ksub.add_parser("stop", help="stop the broker or cluster started by `kgen kafka start`")
     ksub.add_parser("status", help="exit 0 and print the address if it runs")

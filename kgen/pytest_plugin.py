@@ -1,6 +1,7 @@
 """pytest plugin: real Kafka for tests. `kafka_bootstrap` is a session-wide broker's address;
 `kafka_cluster` a 3-node cluster and `restartable_kafka` a broker of its own, both for tests
-that stop, kill and restart brokers.
+that stop, kill and restart brokers; `secure_kafka` a session-wide secured broker (TLS,
+SASL/SCRAM, ACLs).
 
 Auto-loaded wherever kgen is installed, so importing it does no work: the broker code is
 imported, fetched and started only when a test asks for a fixture.
@@ -22,7 +23,7 @@ _BOOTSTRAP_ENV = "KGEN_BOOTSTRAP_SERVERS"  # == kgen.kafka.BOOTSTRAP_ENV; not im
 _FIXTURE = "kafka_bootstrap"
 # Fixtures that start brokers of their own: a `broker`-marked test using one does not also
 # need the session broker.
-_OWN_BROKER_FIXTURES = frozenset({"kafka_cluster", "restartable_kafka"})
+_OWN_BROKER_FIXTURES = frozenset({"kafka_cluster", "restartable_kafka", "secure_kafka"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,3 +107,18 @@ def restartable_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A real secured broker for the session: clients connect over SASL_SSL (SCRAM-SHA-512,
+    a CA made for it: `client_config()`), and nothing is allowed without an ACL but to the
+    super user `admin`. `add_user(name, password)` creates a principal `User:name`."""
+    from kgen.kafka import LocalKafka
+
+    broker = LocalKafka(data_dir=tmp_path_factory.mktemp("kafka-secure"), secure=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.kill()  # its data is thrown away: no need for a clean shutdown

@@ -15,7 +15,7 @@ import jinja2
 from black.mode import TargetVersion
 
 from kgen.evolution import lock
-from kgen.plan import describe
+from kgen.plan import acls, describe
 from kgen.plan.models import AppPlan
 
 BLACK_MODE = black.Mode(target_versions={TargetVersion.PY311}, line_length=100)
@@ -28,6 +28,7 @@ FILES = (
     ("app/package/__main__.py.j2", "{pkg}/__main__.py"),
     ("app/package/settings.py.j2", "{pkg}/settings.py"),
     ("app/package/reset.py.j2", "{pkg}/reset.py"),
+    ("app/package/acls.py.j2", "{pkg}/acls.py"),
     ("app/package/serde.py.j2", "{pkg}/serde.py"),
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
@@ -152,6 +153,7 @@ def render(plan: AppPlan) -> dict[str, str]:
         "plan": plan,
         "describe_text": describe.text(plan),
         "mermaid": describe.mermaid(plan),
+        "acls": acls.required(plan),
     }
     files: dict[str, str] = {}
     for template, target in FILES:

@@ -12,6 +12,7 @@ from kgen.kafka.errors import BrokerStartError, LocalKafkaError
 from kgen.kafka.fetch import fetch
 from kgen.kafka.net import free_ports, port_free
 from kgen.kafka.node import KafkaNode, NodePorts, jvm_options, wait_ready
+from kgen.kafka.security import Security
 from kgen.kafka.tools import require_java
 
 # Small enough for a 2-core CI box next to the apps under test.
@@ -37,7 +38,9 @@ class LocalKafka:
         port: int | None = None,
         *,
         stop_with_parent: bool = True,
+        secure: bool = False,
     ) -> None:
+        self._secure = secure
         self._owns_data_dir = data_dir is None
         self._data_dir = None if data_dir is None else Path(data_dir)
         self._requested_port = port
@@ -56,6 +59,46 @@ class LocalKafka:
         return self._data_dir
 
     @property
+    def security(self) -> Security | None:
+        """A secured broker's CA, keystore and admin password (see kgen.kafka.security);
+        None for a plaintext one. With `secure` clients connect over SASL_SSL with SCRAM and
+        need ACLs for everything but the admin (`User:admin`, a super user)."""
+        if not self._secure:
+            return None
+        security = Security(self.data_dir / "security")
+        security.ensure()
+        return security
+
+    def client_config(
+        self, username: str | None = None, password: str | None = None
+    ) -> dict[str, str]:
+        """librdkafka settings (besides `bootstrap.servers`) of a client of this broker: none
+        for a plaintext broker; SASL_SSL as `username` (default: the admin) when secured."""
+        security = self.security
+        if security is None:
+            return {}
+        if username is None:
+            return security.client_config()
+        return security.client_config(username, password)
+
+    def add_user(self, username: str, password: str, timeout: float = 30.0) -> None:
+        """Create (or change) the SCRAM-SHA-512 credentials of `username` on a secured broker."""
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka.admin._scram import (
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, **self.client_config()})
+        upsert = UserScramCredentialUpsertion(
+            username, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password.encode()
+        )
+        futures = admin.alter_user_scram_credentials([upsert], request_timeout=timeout)
+        for future in futures.values():
+            future.result()
+
+    @property
     def server_log(self) -> Path:
         """The broker's log4j output."""
         return self._node.server_log
@@ -67,7 +110,7 @@ class LocalKafka:
 
     @property
     def port(self) -> int:
-        """The client (PLAINTEXT) port; only known once started."""
+        """The client port (PLAINTEXT, or SASL_SSL when secured); only known once started."""
         if self._port is None:
             raise LocalKafkaError("LocalKafka has not been started")
         return self._port
@@ -166,6 +209,7 @@ class LocalKafka:
                 name="broker",
                 jvm=JVM_OPTIONS,
                 stop_with_parent=self._stop_with_parent,
+                client_config=self.client_config(),
             )
         return self._node_of
 
@@ -188,8 +232,13 @@ class LocalKafka:
     def _prepare(self, java: Path, libs: Path, ports: NodePorts) -> None:
         node = self._node
         self._port = ports.client
-        node.configure(ports, server_properties(ports.client, ports.controller, node.storage_dir))
+        security = self.security
+        settings = None if security is None else security.server_settings()
+        node.configure(
+            ports, server_properties(ports.client, ports.controller, node.storage_dir, settings)
+        )
         # A restart on the same data_dir keeps its storage; the dynamic quorum then accepts
         # a new controller port because the node is its only voter.
         if not node.is_formatted():
-            node.format(java, libs, new_cluster_id(), "--standalone")
+            scram = () if security is None else security.format_options()
+            node.format(java, libs, new_cluster_id(), "--standalone", *scram)

@@ -1,6 +1,8 @@
 """Functions behind `kgen kafka fetch|start|stop|status`; each returns an exit code."""
 
+import shlex
 import sys
+from pathlib import Path
 
 from kgen.kafka.broker import LocalKafka
 from kgen.kafka.cluster import LocalKafkaCluster
@@ -16,9 +18,11 @@ from kgen.kafka.runstate import (
     live_pids,
     run_cluster_dir,
     run_data_dir,
+    run_secure_dir,
     running_broker,
     write_state,
 )
+from kgen.kafka.security import Security
 
 STOP_TIMEOUT_S = 30.0
 
@@ -33,10 +37,14 @@ def cmd_fetch() -> int:
     return 0
 
 
-def cmd_start(port: int | None, brokers: int = 1) -> int:
+def cmd_start(port: int | None, brokers: int = 1, *, secure: bool = False) -> int:
     """Start a detached broker, or a cluster of `brokers` nodes (or find the running one);
     print its bootstrap servers. Without `port`, the port of the last run is reused when free.
+    With `secure`, a single broker with TLS, SASL/SCRAM and ACLs; the client settings of its
+    admin go to stderr (the password as a file to read, never its text).
     """
+    if secure and brokers != 1:
+        return _fail("--secure starts a single broker; it does not combine with --brokers")
     if brokers < 1:
         return _fail(f"--brokers must be at least 1, not {brokers}")
     if brokers > 1 and port is not None:
@@ -46,13 +54,18 @@ def cmd_start(port: int | None, brokers: int = 1) -> int:
         with file_lock(run_dir() / ".lock"):
             current = running_broker()
             if current is not None:
-                if (port is not None and port != current.port) or brokers != current.brokers:
+                if (
+                    (port is not None and port != current.port)
+                    or brokers != current.brokers
+                    or secure != bool(current.security_dir)
+                ):
                     _note(f"{_describe(current)} is already running on {current.bootstrap_servers}")
                 bootstrap = current.bootstrap_servers
+                security_dir = current.security_dir
             elif brokers == 1:
-                bootstrap = _start_detached(port)
+                bootstrap, security_dir = _start_detached(port, secure=secure)
             else:
-                bootstrap = _start_cluster(brokers)
+                bootstrap, security_dir = _start_cluster(brokers), ""
     except BrokerStartError as exc:
         return _fail(exc.summary)
     except (LocalKafkaError, OSError) as exc:
@@ -60,7 +73,25 @@ def cmd_start(port: int | None, brokers: int = 1) -> int:
     # stdout carries only the address, so `export X=$(kgen kafka start)` works; hint on stderr.
     print(bootstrap)
     _note(f"export {BOOTSTRAP_ENV}={bootstrap}")
+    if security_dir:
+        for line in client_settings(Security(Path(security_dir))):
+            _note(line)
     return 0
+
+
+def client_settings(security: Security) -> list[str]:
+    """The shell lines that give a generated app (and kgen's tools) the admin's settings of a
+    secured broker: environment variables, the password read from its file."""
+    config = security.client_config()
+    return [
+        "# Client settings of the secured broker (SASL_SSL, SCRAM-SHA-512, its own CA); the",
+        "# admin is a super user: run apps as a principal with their ACLs (`acls --apply`).",
+        f"export KAFKA_SECURITY_PROTOCOL={config['security.protocol']}",
+        f"export KAFKA_SASL_MECHANISM={config['sasl.mechanism']}",
+        f"export KAFKA_SASL_USERNAME={config['sasl.username']}",
+        f'export KAFKA_SASL_PASSWORD="$(cat {shlex.quote(str(security.password_file))})"',
+        f"export KAFKA_SSL_CA_LOCATION={shlex.quote(config['ssl.ca.location'])}",
+    ]
 
 
 def cmd_stop() -> int:
@@ -97,15 +128,17 @@ def cmd_status() -> int:
     return 0
 
 
-def _start_detached(port: int | None) -> str:
+def _start_detached(port: int | None, *, secure: bool = False) -> tuple[str, str]:
     clear_state()
     fetch(progress=_note)
     # The data dir remembers the last port; LocalKafka takes it again when it is free.
-    broker = LocalKafka(data_dir=run_data_dir(), port=port, stop_with_parent=False)
+    data_dir = run_secure_dir() if secure else run_data_dir()
+    broker = LocalKafka(data_dir=data_dir, port=port, stop_with_parent=False, secure=secure)
     bootstrap = broker.start()
     pid = broker.pid
     if pid is None:
         raise LocalKafkaError("the Kafka broker exited right after starting")
+    security_dir = "" if broker.security is None else str(broker.security.directory)
     write_state(
         RunState(
             pid=pid,
@@ -114,9 +147,10 @@ def _start_detached(port: int | None) -> str:
             data_dir=str(broker.data_dir),
             kafka_version=KAFKA_VERSION,
             pids=(pid,),
+            security_dir=security_dir,
         )
     )
-    return bootstrap
+    return bootstrap, security_dir
 
 
 def _start_cluster(brokers: int) -> str:
@@ -144,7 +178,7 @@ def _start_cluster(brokers: int) -> str:
 
 def _describe(state: RunState) -> str:
     if state.brokers == 1:
-        return "the Kafka broker"
+        return "the secured Kafka broker" if state.security_dir else "the Kafka broker"
     return f"the {state.brokers}-node Kafka cluster"
 
 

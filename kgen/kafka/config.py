@@ -49,15 +49,25 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(broker_port: int, controller_port: int, log_dir: Path) -> str:
-    """A single-node KRaft config (broker and controller in one process) on loopback only."""
+def server_properties(
+    broker_port: int,
+    controller_port: int,
+    log_dir: Path,
+    security: Mapping[str, str] | None = None,
+) -> str:
+    """A single-node KRaft config (broker and controller in one process) on loopback only.
+
+    With `security` (TLS, SASL and authorizer settings, see kgen.kafka.security) clients
+    connect over SASL_SSL and the controller listener is TLS.
+    """
     controller = f"{HOST}:{controller_port}"
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         # A dynamic quorum bootstrapped with `format --standalone`, so no static voter list.
         "controller.quorum.bootstrap.servers": controller,
-        **_listeners(broker_port, controller_port),
+        **_listeners(broker_port, controller_port, secure=security is not None),
+        **{key: _escape(value) for key, value in (security or {}).items()},
         "log.dirs": _escape(str(log_dir)),
         # One broker: every internal topic must accept a single replica.
         **_replication(replicas=1, min_insync=1),
@@ -105,14 +115,19 @@ def cluster_node_properties(
     return _render(f"node {node_id} of a local {len(ports)}-node Kafka cluster", settings)
 
 
-def _listeners(broker_port: int, controller_port: int) -> dict[str, str]:
-    listeners = f"PLAINTEXT://{HOST}:{broker_port},CONTROLLER://{HOST}:{controller_port}"
+def _listeners(broker_port: int, controller_port: int, *, secure: bool = False) -> dict[str, str]:
+    client = "SASL_SSL" if secure else "PLAINTEXT"
+    listeners = f"{client}://{HOST}:{broker_port},CONTROLLER://{HOST}:{controller_port}"
     return {
         "listeners": listeners,
         "advertised.listeners": listeners,
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": (
+            "SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+            if secure
+            else "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        ),
     }
 
 

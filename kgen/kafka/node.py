@@ -5,7 +5,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +50,20 @@ class KafkaNode:
     broker JVM's options (`jvm_options()`)."""
 
     def __init__(
-        self, directory: Path, *, name: str, jvm: Sequence[str], stop_with_parent: bool
+        self,
+        directory: Path,
+        *,
+        name: str,
+        jvm: Sequence[str],
+        stop_with_parent: bool,
+        client_config: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.name = name
         self._jvm = tuple(jvm)
         self._stop_with_parent = stop_with_parent
+        # How the readiness probe logs in (a secured broker's admin), besides the address.
+        self._client_config = dict(client_config or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._probe: MetadataProbe | None = None
         self._ports: NodePorts | None = None
@@ -189,7 +197,9 @@ class KafkaNode:
         # Plain TCP first: the AdminClient is only built once something listens.
         if self._ports is None or not port_accepts(self._ports.client):
             return False
-        self._probe = self._probe or MetadataProbe(f"{HOST}:{self._ports.client}")
+        self._probe = self._probe or MetadataProbe(
+            f"{HOST}:{self._ports.client}", self._client_config
+        )
         if self._probe.answers(timeout):
             self._probe = None  # its connections and threads are not needed any more
             return True

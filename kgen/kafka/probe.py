@@ -1,5 +1,7 @@
 """Ask a broker whether it serves metadata yet."""
 
+from collections.abc import Mapping
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -7,9 +9,11 @@ from confluent_kafka.admin import AdminClient
 class MetadataProbe:
     """One AdminClient reused across polls (a new client per poll re-bootstraps every time)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, config: Mapping[str, str] | None = None) -> None:
         # log_level 0: while the broker boots, librdkafka would print connection errors to stderr.
-        self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+        self._admin = AdminClient(
+            {**(config or {}), "bootstrap.servers": bootstrap_servers, "log_level": 0}
+        )
 
     def answers(self, timeout: float) -> bool:
         """True when `list_topics` returns metadata naming at least one broker."""

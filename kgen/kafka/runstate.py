@@ -23,6 +23,8 @@ class RunState:
     # Every node's JVM, by node id; a single broker's record holds its one pid. Empty in
     # records written before clusters existed.
     pids: tuple[int, ...] = ()
+    # A secured broker (`kgen kafka start --secure`): its CA and admin password live here.
+    security_dir: str = ""
 
     @property
     def brokers(self) -> int:
@@ -46,6 +48,12 @@ def run_data_dir() -> Path:
     return run_dir() / "data"
 
 
+def run_secure_dir() -> Path:
+    """The secured detached broker's: kept like the plain one's, with its CA, certificate and
+    admin password (a plain broker's storage has no SCRAM credentials, so it is apart)."""
+    return run_dir() / "secure"
+
+
 def run_cluster_dir(brokers: int) -> Path:
     """The nodes' directories of the detached `brokers`-node cluster; kept like the broker's.
 
@@ -65,6 +73,7 @@ def read_state() -> RunState | None:
             data_dir=str(raw["data_dir"]),
             kafka_version=str(raw["kafka_version"]),
             pids=tuple(int(pid) for pid in raw.get("pids", ())),
+            security_dir=str(raw.get("security_dir", "")),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

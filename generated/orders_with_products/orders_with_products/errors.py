@@ -13,7 +13,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from . import APP_ID
+from . import APP_ID, acls
 
 log = logging.getLogger(APP_ID)
 Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None]
@@ -124,4 +124,8 @@ class ErrorPolicy:
         err = msg.error()
         if err is not None and (err.fatal() or err.code() == KafkaError._FATAL):
             raise ConsumerFenced(err)
+        if err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            raise acls.denied(err.code(), "READ", str(msg.topic()), "reading")
+        if err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            raise acls.denied(err.code(), "READ", APP_ID, "joining the group")
         log.warning("consumer: %s", err)

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic without marking it for type checkers.
 from confluent_kafka.cimpl import NewTopic
 
-from . import APP_ID
+from . import APP_ID, acls
 from .settings import SINK_TOPICS, SOURCE_TOPICS, TOPICS
 
 log = logging.getLogger(APP_ID)
@@ -60,7 +60,8 @@ class Topics:
         if absent:
             raise TopicsError(
                 f"missing topics: {', '.join(absent)}. Create them first, or give them "
-                "partitions in the spec so the app creates them."
+                "partitions in the spec so the app creates them. Under ACLs a topic the app may not "
+                f"READ or WRITE is missing to it too: see python -m {__package__} acls."
             )
         self._wait_for(needed)
 
@@ -74,6 +75,13 @@ class Topics:
                 future.result()
                 log.info("created %s %s", what, name)
             except KafkaException as exc:
+                if exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                        "CREATE",
+                        name,
+                        f"creating {what} {name}",
+                    ) from exc
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
 
@@ -87,6 +95,19 @@ class Topics:
             if t.error is None and t.partitions
         }
 
+    def _check_visible(self, name: str) -> None:
+        """A topic missing from the full listing may be one the app may not see: say so."""
+        found: Any = self.admin.list_topics(name, timeout=TIMEOUT_S).topics.get(name)
+        if (
+            found is not None
+            and found.error is not None
+            and found.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        ):
+            operation = "WRITE" if name in {*SINK_TOPICS} else "READ"
+            raise acls.denied(
+                KafkaError.TOPIC_AUTHORIZATION_FAILED, operation, name, f"looking up topic {name}"
+            )
+
     def _wait_for(self, names: list[str]) -> None:
         """Wait until every topic named has metadata and a leader for each partition."""
         deadline = time.monotonic() + TIMEOUT_S
@@ -95,6 +116,9 @@ class Topics:
             pending = [name for name in names if not _ready(metadata.topics.get(name))]
             if not pending:
                 return
+            for name in pending:
+                if metadata.topics.get(name) is None:
+                    self._check_visible(name)
             if time.monotonic() > deadline:
                 raise KafkaException(
                     KafkaError(

@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from . import APP_ID
+from . import APP_ID, acls
 from .backends import Backend, MemoryBackend, RocksDBBackend
 
 log = logging.getLogger(APP_ID)
@@ -220,6 +220,12 @@ class GlobalTables:
                     if pending is not None:
                         pending.discard((topic, partition))
                     continue
+                if err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        err.code(), "DESCRIBE", f"{APP_ID}-global", "loading global tables"
+                    )
+                if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise acls.denied(err.code(), "READ", str(msg.topic()), "loading global tables")
                 raise KafkaException(err)
             offsets.setdefault(topic, {})[partition] = int(msg.offset() or 0)
             key = msg.key()

@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from . import APP_ID
+from . import APP_ID, acls
 from .backends import Backend, encode_entry
 
 log = logging.getLogger(APP_ID)
@@ -129,6 +129,12 @@ def _restore_with(
                 if err.code() == KafkaError._PARTITION_EOF:
                     pending.discard(tp)
                     continue
+                if err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        err.code(), "DESCRIBE", f"{APP_ID}-restore", "restoring state"
+                    )
+                if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise acls.denied(err.code(), "READ", str(msg.topic()), "restoring state")
                 raise KafkaException(err)
             key = msg.key()
             if key is None:

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, logs
+from . import APP_ID, acls, logs
 from .collector import RecordCollector
 from .errors import ErrorPolicy
 from .settings import SOURCE_TOPICS, Settings
@@ -211,6 +213,12 @@ class Recovery:
 
     def _check_permanent(self, err: KafkaError) -> None:
         if err.code() in PERMANENT:
+            principal = acls.principal_of(self.settings.kafka_config)
+            missing = acls.explain(
+                err, principal, self.settings.guarantee, self.settings.group_protocol
+            )
+            if missing is not None:
+                raise Stop(EXIT_FATAL, f"not authorized: {missing}")
             raise Stop(
                 EXIT_FATAL,
                 f"Kafka refuses the app: {err}. No retry can fix this: check ACLs and settings.",
@@ -251,6 +259,88 @@ class Recovery:
             # The consumer cannot go on (e.g. a newer member with the same group.instance.id).
             self.consumer_fatal = err
         self._on_client_error(err)
+
+
+# Errors that say the cluster refuses the app's own security settings: no retry can fix them.
+REFUSED = frozenset(
+    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
+)
+
+
+class _ConnectionWatch(logging.Handler):
+    """What librdkafka says while the app first connects: a refused login or TLS handshake, or
+    a broker hanging up on the first request (a TLS listener spoken to in plaintext)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.refused: KafkaError | None = None
+        self.hung_up = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "Disconnected" in text and "APIVERSION_QUERY" in text:
+            self.hung_up = True
+
+    def on_error(self, err: KafkaError) -> None:
+        if err.code() in REFUSED and self.refused is None:
+            self.refused = err
+
+
+def check_connection(config: dict[str, Any], bound_s: float, tick: Callable[[], None]) -> None:
+    """Return once a broker answers with the app's settings (waiting, bounded by `bound_s`;
+    0: forever; `tick` tells the watchdog the wait goes on). A login or TLS handshake the broker refuses, or a broker that hangs up on the
+    first request while the app speaks plaintext, ends the run at once with what to check."""
+    watch = _ConnectionWatch()
+    quiet = logging.getLogger(f"{APP_ID}.kafka.connect")
+    quiet.propagate = False
+    quiet.setLevel(logging.DEBUG)
+    quiet.addHandler(watch)
+    protocol = str(config.get("security.protocol") or "plaintext").lower()
+    brokers = config["bootstrap.servers"]
+    checking: dict[str, Any] = {**config, "logger": quiet, "error_cb": watch.on_error}
+    admin = AdminClient(checking)
+    since = time.monotonic()
+    hang_ups = 0
+    try:
+        while True:
+            tick()
+            try:
+                admin.list_topics(timeout=2.0)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+            admin.poll(0)
+            refused = watch.refused
+            if refused is not None and refused.code() == KafkaError._SSL:
+                raise Stop(
+                    EXIT_FATAL,
+                    f"the TLS handshake with {brokers} failed: {refused.str()}. Check ssl.ca.location "
+                    "(KAFKA_SSL_CA_LOCATION): it must hold the CA that signed the broker's certificate.",
+                )
+            if refused is not None:
+                raise Stop(
+                    EXIT_FATAL,
+                    f"Kafka at {brokers} refuses the login of {acls.principal_of(config)}: {refused.str()}. Check "
+                    "sasl.mechanism, sasl.username and sasl.password (KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, "
+                    "KAFKA_SASL_PASSWORD).",
+                )
+            hang_ups = hang_ups + 1 if watch.hung_up and "ssl" not in protocol else 0
+            watch.hung_up = False
+            if hang_ups >= 2:
+                raise Stop(
+                    EXIT_FATAL,
+                    f"the broker at {brokers} hangs up on the app's first request: it expects TLS, but "
+                    f"security.protocol is {protocol}. Set KAFKA_SECURITY_PROTOCOL (--security-protocol) "
+                    "to SSL or SASL_SSL.",
+                )
+            if bound_s and time.monotonic() - since > bound_s:
+                raise Stop(
+                    EXIT_UNAVAILABLE,
+                    f"no broker of {brokers} answered for more than {bound_s:.0f} s (--max-unavailable-s), "
+                    f"last error: {err}; stopping",
+                )
+    finally:
+        quiet.removeHandler(watch)
 
 
 def backoff(attempt: int) -> float:

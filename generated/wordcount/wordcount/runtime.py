@@ -37,7 +37,16 @@ from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .queries import Queries
 from .rebalance import Rebalancing, configure_group, membership, transaction_timeout_ms
-from .recovery import EXIT_FAILED, EXIT_FATAL, EXIT_OK, EXIT_UNAVAILABLE, Recovery, Stop, backoff
+from .recovery import (
+    EXIT_FAILED,
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    Recovery,
+    Stop,
+    backoff,
+    check_connection,
+)
 from .server import HttpServer, health_routes
 from .settings import INTERNAL_SOURCE_TOPICS, SOURCE_TOPICS, Settings
 from .state import Context, Stores
@@ -291,6 +300,11 @@ class Runner(Recovery, Rebalancing):
     def _start(self) -> None:
         """Topics ready and the producer's transactions initialised, waiting out an
         unreachable cluster (bounded)."""
+        check_connection(
+            {"bootstrap.servers": self.settings.bootstrap_servers, **self.settings.kafka_config},
+            self.settings.max_unavailable_s,
+            self.watchdog.tick,
+        )
         since = time.monotonic()
         attempt = 0
         while True:
