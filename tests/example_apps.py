@@ -96,11 +96,17 @@ def kill_at_thresholds(
 
 
 def start_app(
-    app_dir: Path, bootstrap: str, log: Path, *args: str, pythonpath: Sequence[Path] = ()
+    app_dir: Path,
+    bootstrap: str,
+    log: Path,
+    *args: str,
+    pythonpath: Sequence[Path] = (),
+    new_session: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Run the app in `app_dir` in the background, its output appended to `log` (`pythonpath`:
-    where else its user code is). A short session timeout: a killed member's partitions move
-    after 6 s, not 45 s."""
+    where else its user code is; `new_session`: in a process group of its own, which
+    os.killpg can end with its workers). A short session timeout: a killed member's partitions
+    move after 6 s, not 45 s."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -120,6 +126,7 @@ def start_app(
         },
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )
 
 

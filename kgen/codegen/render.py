@@ -33,6 +33,7 @@ FILES = (
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
     ("app/package/runtime.py.j2", "{pkg}/runtime.py"),
+    ("app/package/workers.py.j2", "{pkg}/workers.py"),
     ("app/package/recovery.py.j2", "{pkg}/recovery.py"),
     ("app/package/rebalance.py.j2", "{pkg}/rebalance.py"),
     ("app/package/tasks.py.j2", "{pkg}/tasks.py"),

@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from . import APP_ID
 
@@ -177,6 +178,10 @@ class Settings:
     # The URL other instances reach this one's server at (interactive queries forward to it);
     # default: the server's own address.
     http_advertised_url: str | None = None
+    # Processes of this app, each a member of the group (workers.py); and which one this is
+    # (None: the only process, or the supervisor of the workers).
+    workers: int = 1
+    worker: int | None = None
     # Where this instance keeps its RocksDB stores, one directory per store and partition.
     state_dir: str = ""
     # Overrides the spec's cache_max_entries of every store (0: forward every update).
@@ -186,7 +191,8 @@ class Settings:
     purge_interval_ms: int = 30_000
     # Warm copies of other instances' store partitions this group keeps (standby.py).
     num_standby_replicas: int = DEFAULT_STANDBY_REPLICAS
-    # What RocksDB may use in this process, all store partitions together (backends.Memory).
+    # What RocksDB may use in this process, all store partitions together (backends.Memory);
+    # each of --workers has its share of the flag's.
     rocksdb_memory_mib: int = DEFAULT_ROCKSDB_MEMORY_MIB
 
     @property
@@ -203,6 +209,31 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def _workers(text: str) -> int:
+    """--workers: a count of at least 1, or `auto`: the cores this process may run on."""
+    if text == "auto":
+        return (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1 or 'auto', got {text!r}")
+    return count
+
+
+def _worker_url(url: str, worker: int) -> str:
+    """Worker K's advertised URL: the given one (worker 0's) with its port plus K."""
+    parts = urlsplit(url)
+    return parts._replace(
+        netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{(parts.port or 0) + worker}"
+    ).geturl()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -310,6 +341,17 @@ def parser() -> argparse.ArgumentParser:
         f"(env {ENV_PREFIX}HTTP_ADVERTISED_URL; default: the server's own address)",
     )
     p.add_argument(
+        "--workers",
+        type=_workers,
+        default=_env("WORKERS", "1"),
+        metavar="N",
+        help="processes of this app, each a member of the group with its own instance id, state "
+        "directory and HTTP port (+ its index); `auto`: one per core (Kafka Streams' num.stream.threads; "
+        f"env {ENV_PREFIX}WORKERS; default 1)",
+    )
+    # Internal: set by the supervisor of --workers on each worker it starts (workers.py).
+    p.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
         "--state-dir",
         default=_env("STATE_DIR"),
         help=f"where this instance keeps its state stores (env {ENV_PREFIX}STATE_DIR; default "
@@ -341,8 +383,8 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=int(_env("ROCKSDB_MEMORY_MIB") or DEFAULT_ROCKSDB_MEMORY_MIB),
         metavar="MIB",
-        help="the memory RocksDB may use in this process, all store partitions together: one block "
-        "cache of this size, memtables flushed once they hold half of it (at least 8; "
+        help="the memory RocksDB may use in this app, all store partitions together: one block "
+        "cache of this size, memtables flushed once they hold half of it; --workers share it (at least 8 each; "
         f"env {ENV_PREFIX}ROCKSDB_MEMORY_MIB; default: the spec's, %(default)s)",
     )
     for prop, env in SECURITY_SETTINGS:
@@ -376,12 +418,37 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
             if same
             else (100 if args.guarantee == "exactly_once" else 30000)
         )
+    state_dir = args.state_dir or os.path.join(
+        tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"
+    )
+    if (
+        args.workers > 1
+        and args.http_advertised_url
+        and urlsplit(args.http_advertised_url).port is None
+    ):
+        p.error("--http-advertised-url needs a port with --workers (worker K advertises it + K)")
+    instance_id, http_port, url = args.instance_id, args.http_port, args.http_advertised_url
+    worker = args.worker
+    if worker is not None:
+        # Worker K of --workers shares nothing with the others: its own instance id (static
+        # membership, transactional.id), stable across restarts so that it takes its own
+        # partitions back; its own state directory (under the app's, which reset deletes);
+        # its own HTTP port.
+        if not 0 <= worker < args.workers:
+            p.error(f"--worker {worker}: expected 0 to {args.workers - 1}")
+        if instance_id:
+            instance_id = f"{instance_id}-w{worker}"
+        state_dir = os.path.join(state_dir, f"w{worker}")
+        if http_port:
+            http_port += worker
+        if url:
+            url = _worker_url(url, worker)
     return Settings(
         bootstrap_servers=args.bootstrap_servers,
         guarantee=args.guarantee,
         commit_interval_ms=int(interval),
         log_level=args.log_level,
-        instance_id=args.instance_id,
+        instance_id=instance_id,
         group_protocol=args.group_protocol,
         session_timeout_ms=args.session_timeout_ms,
         kafka_config=kafka_config,
@@ -390,13 +457,17 @@ def parse(argv: Sequence[str] | None = None) -> Settings:
         max_unavailable_s=args.max_unavailable_s,
         max_task_idle_ms=args.max_task_idle_ms,
         replication_factor=args.replication_factor,
-        http_port=args.http_port,
+        http_port=http_port,
         http_host=args.http_host,
-        http_advertised_url=args.http_advertised_url,
-        state_dir=args.state_dir
-        or os.path.join(tempfile.gettempdir(), "kgen-state", APP_ID, args.instance_id or "default"),
+        http_advertised_url=url,
+        workers=args.workers,
+        worker=worker,
+        state_dir=state_dir,
         cache_max_entries=args.cache_max_entries,
         purge_interval_ms=args.purge_interval_ms,
         num_standby_replicas=max(args.num_standby_replicas, 0),
-        rocksdb_memory_mib=max(args.rocksdb_memory_mib, 8),
+        # The budget is the app's: its workers share it.
+        rocksdb_memory_mib=max(
+            args.rocksdb_memory_mib // (args.workers if worker is not None else 1), 8
+        ),
     )

@@ -21,6 +21,7 @@ from time to time.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 import uuid
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, acls, backends, logs, standby, topology
+from . import APP_ID, acls, backends, logs, standby, topology, workers
 from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .queries import Queries
@@ -149,6 +150,7 @@ class Runner(Recovery, Rebalancing):
             # exactly-once a failed delivery fails the transaction's commit, which says why;
             # no callback for each of the other records keeps them off the Python side.
             producer_conf["on_delivery"] = self.collector.on_delivery
+        self.instance = instance
         if self.eos:
             producer_conf["transactional.id"] = f"{APP_ID}-{instance}"
             producer_conf.setdefault("transaction.timeout.ms", transaction_timeout_ms(settings))
@@ -253,6 +255,20 @@ class Runner(Recovery, Rebalancing):
         self.watchdog.start()
         if self.server is not None:
             self.server.start()
+        if self.settings.worker is not None:
+            log.info(
+                "worker %d of %d, pid %d: group.instance.id %s, transactional.id %s, state in %s",
+                self.settings.worker,
+                self.settings.workers,
+                os.getpid(),
+                (
+                    f"{APP_ID}-{self.instance}"
+                    if self.settings.instance_id
+                    else "none (no --instance-id)"
+                ),
+                f"{APP_ID}-{self.instance}" if self.eos else "none (at-least-once)",
+                self.settings.state_dir,
+            )
         try:
             self._start()
             log.info(
@@ -550,7 +566,9 @@ class Runner(Recovery, Rebalancing):
 
 
 def main(settings: Settings) -> int:
-    repeats = logs.setup(settings.log_level)
+    repeats = logs.setup(settings.log_level, settings.worker)
+    if settings.worker is not None:
+        workers.follow_supervisor()
     try:
         runner = Runner(settings, repeats)
     except (KafkaException, ValueError) as exc:

@@ -13,6 +13,7 @@ How it recovers from failures is in recovery.py; how partitions move, in rebalan
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 import uuid
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, logs, topology
+from . import APP_ID, logs, topology, workers
 from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .rebalance import Rebalancing, configure_group, membership, transaction_timeout_ms
@@ -129,6 +130,7 @@ class Runner(Recovery, Rebalancing):
         self.collector = RecordCollector(producer_conf, self.eos)
         producer_conf["delivery.report.only.error"] = True
         producer_conf["on_delivery"] = self.collector.on_delivery
+        self.instance = instance
         if self.eos:
             producer_conf["transactional.id"] = f"{APP_ID}-{instance}"
             producer_conf.setdefault("transaction.timeout.ms", transaction_timeout_ms(settings))
@@ -189,6 +191,19 @@ class Runner(Recovery, Rebalancing):
         self.watchdog.start()
         if self.server is not None:
             self.server.start()
+        if self.settings.worker is not None:
+            log.info(
+                "worker %d of %d, pid %d: group.instance.id %s, transactional.id %s",
+                self.settings.worker,
+                self.settings.workers,
+                os.getpid(),
+                (
+                    f"{APP_ID}-{self.instance}"
+                    if self.settings.instance_id
+                    else "none (no --instance-id)"
+                ),
+                f"{APP_ID}-{self.instance}" if self.eos else "none (at-least-once)",
+            )
         try:
             self._start()
             log.info(
@@ -414,7 +429,9 @@ class Runner(Recovery, Rebalancing):
 
 
 def main(settings: Settings) -> int:
-    repeats = logs.setup(settings.log_level)
+    repeats = logs.setup(settings.log_level, settings.worker)
+    if settings.worker is not None:
+        workers.follow_supervisor()
     try:
         runner = Runner(settings, repeats)
     except (KafkaException, ValueError) as exc:

@@ -73,8 +73,10 @@ def _routine(record: logging.LogRecord) -> bool:
     return message.startswith("GETPID") and message.endswith("retrying")
 
 
-def setup(level: str) -> RepeatFilter:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup(level: str, worker: int | None = None) -> RepeatFilter:
+    # Workers (--workers) share the app's stderr: each line says whose it is.
+    tag = "" if worker is None else f"[w{worker}] "
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
     repeats = RepeatFilter()
     for logger in (logging.getLogger(APP_ID), kafka_log):
         logger.addFilter(repeats)
