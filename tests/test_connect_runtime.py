@@ -22,13 +22,14 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 # confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
 from confluent_kafka.cimpl import NewTopic
 
+from kgen import postgres as postgres_module
 from kgen.kafka import FetchError, LocalKafka, cache_root, connect_cli
 from kgen.kafka.connect import FILE_SINK, FILE_SOURCE, ConnectWorker, worker_properties
 from kgen.kafka.connect_jars import connect_bundle, find_plugin
 from kgen.kafka.connect_rest import ConnectClient
 from kgen.kafka.errors import ConnectError
 from kgen.kafka.mirror import MirrorMaker, mirror_properties
-from kgen.postgres import LocalPostgres, find_bindir
+from kgen.postgres import LocalPostgres, PostgresError, find_bindir
 
 DEBEZIUM_POSTGRES = "io.debezium.connector.postgresql.PostgresConnector"
 STRING_CONVERTER = "org.apache.kafka.connect.storage.StringConverter"
@@ -365,3 +366,33 @@ def test_connect_cli_starts_finds_and_stops_a_detached_worker(
         assert connect_cli.cmd_stop() == 0
     assert connect_cli.cmd_status() == 1
     assert not ConnectClient(url, timeout=1).healthy()
+
+
+@pytest.mark.broker
+def test_a_debezium_connector_on_a_database_that_is_not_there_is_a_clear_error(
+    connect_worker: ConnectWorker, local_postgres: LocalPostgres
+) -> None:
+    name = _name("nowhere")
+    config = {
+        "connector.class": DEBEZIUM_POSTGRES,
+        "tasks.max": "1",
+        "plugin.name": "pgoutput",
+        "database.hostname": local_postgres.host,
+        "database.port": "1",  # nothing listens there
+        "database.user": local_postgres.user,
+        "database.dbname": local_postgres.database,
+        "topic.prefix": name,
+    }
+    with pytest.raises(
+        ConnectError,
+        match=r"has an invalid config: database\.hostname: .*"
+        r"Connection to 127\.0\.0\.1:1 refused",
+    ):
+        connect_worker.client.put_connector(name, config)
+
+
+def test_missing_postgres_binaries_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(postgres_module.glob, "glob", lambda _pattern: [])
+    with pytest.raises(PostgresError, match=r"apt-get install postgresql"):
+        LocalPostgres().start()

@@ -44,11 +44,43 @@ class ConnectClient:
         return sorted(str(name) for name in self.request("GET", "/connectors"))
 
     def put_connector(self, name: str, config: Mapping[str, str]) -> dict[str, Any]:
-        """Create connector `name` with `config`, or change its config if it exists."""
-        result: dict[str, Any] = self.request(
-            "PUT", f"/connectors/{_quote(name)}/config", dict(config)
-        )
+        """Create connector `name` with `config`, or change its config if it exists.
+
+        An invalid config raises ConnectError naming each setting the connector rejected
+        (its own validation's words: "database.hostname: ... Connection to ... refused").
+        """
+        try:
+            result: dict[str, Any] = self.request(
+                "PUT", f"/connectors/{_quote(name)}/config", dict(config)
+            )
+        except ConnectError as exc:
+            # The worker's answer to an invalid config can be an NPE of its own (Connect 4.3
+            # with Debezium 3.6: a setting without a value); validation still says what is wrong.
+            problems = (
+                self._validation_errors({**config, "name": name})
+                if exc.status in (400, 500)
+                else []
+            )
+            if problems:
+                raise ConnectError(
+                    f"connector {name!r} has an invalid config: {'; '.join(problems)}", exc.status
+                ) from exc
+            raise
         return result
+
+    def validate(self, config: Mapping[str, str]) -> list[str]:
+        """`setting: error` for every setting of `config` (with its `name`) that its connector
+        class rejects."""
+        connector_class = config.get("connector.class", "")
+        answer = self.request(
+            "PUT", f"/connector-plugins/{_quote(connector_class)}/config/validate", dict(config)
+        )
+        problems = []
+        for entry in answer.get("configs", []):
+            value = entry.get("value") or {}
+            for error in value.get("errors") or []:
+                problems.append(f"{value.get('name', '?')}: {error}")
+        return problems
 
     def status(self, name: str) -> dict[str, Any]:
         """The connector's state and its tasks' (`connector.state`, `tasks[i].state`)."""
@@ -81,6 +113,14 @@ class ConnectClient:
                 return status
             time.sleep(POLL_INTERVAL_S)
         raise ConnectError(f"connector {name!r} was not running within {timeout:g}s: {status}")
+
+    def _validation_errors(self, config: Mapping[str, str]) -> list[str]:
+        if not config.get("connector.class"):
+            return []
+        try:
+            return self.validate(config)
+        except ConnectError:
+            return []  # e.g. an unknown class: the original error says so
 
     def request(
         self,
