@@ -16,7 +16,12 @@ connectors. Records are JSON without the schema envelope by default (`schemas.en
 a connector's config may set its own converters.
 
 `plugins` names plugins kgen fetches with Maven (`kgen.kafka.connect_jars.PLUGINS`:
-`debezium-postgres`); `plugin_path` adds directories of your own to `plugin.path`.
+`debezium-postgres`); `plugin_path` adds directories of your own to `plugin.path`. Plugins are
+discovered through their ServiceLoader manifests only (`plugin.discovery=service_load`: seconds
+faster than scanning every class); for a plugin without them pass
+`worker_config={"plugin.discovery": "hybrid_warn"}`.
+
+Connect runs at CONNECT_VERSION (4.3.1), not the broker's 4.4.0: see kgen.kafka.constants.
 """
 
 import shutil
@@ -82,6 +87,7 @@ def worker_properties(  # noqa: PLR0917 - every setting is named at its call sit
         "offset.flush.interval.ms": "1000",
         # A worker that restarts gets its connectors back at once, not after 5 minutes.
         "scheduled.rebalance.max.delay.ms": "0",
+        # Manifests only, no reflective scan of every jar (see the module docstring).
         "plugin.discovery": "service_load",
         **(overrides or {}),
     }
