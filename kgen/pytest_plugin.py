@@ -1,7 +1,9 @@
 """pytest plugin: real Kafka for tests. `kafka_bootstrap` is a session-wide broker's address;
 `kafka_cluster` a 3-node cluster and `restartable_kafka` a broker of its own, both for tests
 that stop, kill and restart brokers; `secure_kafka` a session-wide secured broker (TLS,
-SASL/SCRAM, ACLs).
+SASL/SCRAM, ACLs); `connect_worker` a session-wide Kafka Connect worker on the session broker
+(with the Debezium PostgreSQL plugin) and `local_postgres` a session-wide PostgreSQL server
+ready for logical decoding.
 
 Auto-loaded wherever kgen is installed, so importing it does no work: the broker code is
 imported, fetched and started only when a test asks for a fixture.
@@ -10,6 +12,7 @@ imported, fetched and started only when a test asks for a fixture.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +21,8 @@ import pytest
 
 if TYPE_CHECKING:
     from kgen.kafka import LocalKafka, LocalKafkaCluster
+    from kgen.kafka.connect import ConnectWorker
+    from kgen.postgres import LocalPostgres
 
 _BOOTSTRAP_ENV = "KGEN_BOOTSTRAP_SERVERS"  # == kgen.kafka.BOOTSTRAP_ENV; not imported, see above
 _FIXTURE = "kafka_bootstrap"
@@ -122,3 +127,40 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
         yield broker
     finally:
         broker.kill()  # its data is thrown away: no need for a clean shutdown
+
+
+@pytest.fixture(scope="session")
+def connect_worker(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConnectWorker]:
+    """A real Kafka Connect worker (distributed mode) on the session broker, shared by the
+    session: `.url` is its REST API, `.bootstrap_servers` its cluster, `.client` a REST
+    client. It has Connect's file and MirrorMaker connectors and Debezium's PostgreSQL one.
+    Its group and internal topics are named for this session; tests name their connectors
+    and topics uniquely and delete the connectors they create."""
+    from kgen.kafka.connect import ConnectWorker
+
+    worker = ConnectWorker(
+        kafka_bootstrap,
+        work_dir=tmp_path_factory.mktemp("connect"),
+        group_id=f"kgen-connect-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        worker.start()
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def local_postgres() -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session on 127.0.0.1 (trust auth, `wal_level=logical`):
+    `.dsn`, `.host`, `.port`, `.user`, `.database`, and `.execute(sql)` through psql."""
+    from kgen.postgres import LocalPostgres
+
+    server = LocalPostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

@@ -1,9 +1,9 @@
-"""Where kgen keeps the Kafka jars and the data of the detached CLI broker."""
+"""Where kgen keeps the Kafka and Connect jars and the data of the detached CLI broker."""
 
 import os
 from pathlib import Path
 
-from kgen.kafka.constants import CACHE_ENV, KAFKA_VERSION
+from kgen.kafka.constants import CACHE_ENV, CONNECT_VERSION, KAFKA_VERSION
 
 
 def cache_root() -> Path:
@@ -27,3 +27,22 @@ def libs_dir() -> Path:
 def run_dir() -> Path:
     """State and data of the broker started by `kgen kafka start`."""
     return cache_root() / "kafka" / "run"
+
+
+def connect_home() -> Path:
+    """The Kafka Connect classpath (worker and MirrorMaker 2): pom, lock, marker and `libs/`."""
+    return cache_root() / "connect" / CONNECT_VERSION
+
+
+def plugin_home(name: str, version: str) -> Path:
+    """One Connect plugin's pom, lock and marker, and `plugins/<name>/` with its jars.
+
+    `plugins/` is what goes on a worker's `plugin.path`: Connect loads each directory in it
+    as one isolated plugin (the jars straight in a `plugin.path` entry would each be one).
+    """
+    return cache_root() / "connect-plugins" / f"{name}-{version}"
+
+
+def connect_run_dir() -> Path:
+    """State, config and logs of the worker started by `kgen connect start`."""
+    return cache_root() / "connect" / "run"
