@@ -23,7 +23,7 @@ from kgen.spec.models import REST_OF_DOCUMENT, Spec, Step
 
 # Top-level tables and arrays whose entries are validated, and left out, one by one.
 _KEYED = ("topics", "stores")
-_LISTED = ("streams", "tables", "global_tables", "tests")
+_LISTED = ("streams", "tables", "global_tables", "tests", "connectors", "mirrors")
 _ENTRIES = ("streams", "tables", "global_tables")
 # A valid stand-in for an app name that is wrong: the checks skip what depends on it.
 _NO_APP = "app"
