@@ -7,7 +7,7 @@ from __future__ import annotations
 from kgen.spec import connect
 from kgen.spec.checks.base import Checks, did_you_mean, entries, listing, written_topics
 from kgen.spec.errors import Loc
-from kgen.spec.models import Connector
+from kgen.spec.models import Connector, package_name
 
 _RESERVED = {
     "connector.class": "the connector's class = '...' sets it",
@@ -42,7 +42,8 @@ def check_connectors(c: Checks) -> None:
             )
         seen.setdefault(connector.name, (*base, "name"))
         _check_class(c, base, connector)
-        _check_config(c, base, connector.config, "connect apply resolves it from its environment")
+        apply = f"python -m {package_name(c.spec.app)} connect apply"
+        _check_config(c, base, connector.config, f"`{apply}` resolves it from its environment")
     _check_topics(c)
 
 
@@ -176,8 +177,8 @@ def _sink_topics(
         if topic not in written_by_app and topic not in sources:
             c.error(
                 loc,
-                f"sink connector {connector.name!r} reads topic {topic!r}, which nothing "
-                "writes: no stream's 'to' or branch, no source connector",
+                f"sink connector {connector.name!r} reads topic {topic!r}, which nothing in "
+                "the spec writes: no stream's 'to' or branch, no source connector",
                 f"write it from a stream: {{ to = {topic!r} }}",
             )
 
