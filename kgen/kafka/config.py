@@ -175,3 +175,8 @@ def log4j2_config(log_file: Path) -> str:
 def _escape(value: str) -> str:
     # java.util.Properties treats backslash as an escape character.
     return value.replace("\\", "\\\\")
+
+
+def escape_value(value: str) -> str:
+    """`value` as written in a `.properties` file (for the Connect and MirrorMaker configs)."""
+    return _escape(value)

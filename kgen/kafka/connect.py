@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from kgen.kafka.config import HOST
+from kgen.kafka.config import HOST, escape_value
 from kgen.kafka.connect_jars import fetch_connect, fetch_plugins, find_plugin
 from kgen.kafka.connect_rest import ConnectClient
 from kgen.kafka.constants import CONNECT_MAIN, CONNECT_VERSION
@@ -86,7 +86,7 @@ def worker_properties(  # noqa: PLR0917 - every setting is named at its call sit
         **(overrides or {}),
     }
     lines = [f"# Written by kgen for a Kafka Connect {CONNECT_VERSION} worker."]
-    lines += [f"{key}={_escape(value)}" for key, value in settings.items()]
+    lines += [f"{key}={escape_value(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -291,8 +291,3 @@ class ConnectWorker:
             f"Kafka Connect {CONNECT_VERSION} worker {problem} (logs in {self.log_file.parent})",
             self._java.log_tail(),
         )
-
-
-def _escape(value: str) -> str:
-    # java.util.Properties treats backslash as an escape character.
-    return value.replace("\\", "\\\\")
