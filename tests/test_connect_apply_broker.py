@@ -205,3 +205,9 @@ def test_a_failed_task_is_one_paragraph(deployed: Deployed, connect_worker: Conn
     assert "ConnectException" in paragraphs[0] and "\tat " not in result.stdout
     status = _connect(app, connect_worker.url, "status", failing)
     assert status.returncode == 1 and "task 0 FAILED" in status.stdout, App.why(status)
+    # Applied again: unchanged, and what failed is tried again (and fails again).
+    again = _connect(app, connect_worker.url, "apply", failing, "--timeout", "60")
+    assert again.returncode == 1, App.why(again)
+    assert again.stdout.startswith(
+        f"{failing}: unchanged\n{failing}: restarting what had failed\n{failing}: task "
+    ), again.stdout

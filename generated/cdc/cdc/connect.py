@@ -13,8 +13,8 @@ Each connector's config is `connectors/<name>.json` beside this module, as the s
   failed task is reported in one paragraph: the connector and task, the worker, the first line
   of its Java trace and its root cause.
 - `status` shows each connector's and task's state; exit 1 unless all run.
-- `delete` removes them (a connector that is not there is fine). A source connector's committed
-  offsets stay in the worker's offsets topic.
+- `delete` removes them and waits until the worker no longer lists them (a connector that is
+  not there is fine). A source connector's committed offsets stay in the worker's offsets topic.
 
 Secrets: a config value may hold `${env:VAR}` references, which `apply` replaces with the
 variables of its own environment before validating (a variable missing stops it before any
@@ -46,6 +46,8 @@ REQUEST_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.5
 # 409: the worker group is rebalancing; the same request succeeds once it settles.
 RETRY_FOR_S = 30.0
+# How long a restarted connector's old failure may still show in its status.
+RESTART_SETTLE_S = 5.0
 ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -230,6 +232,22 @@ def apply(worker: Worker, name: str, config: dict[str, str], timeout: float) -> 
     else:
         worker.request("PUT", f"/connectors/{_quote(name)}/config", config)
         print(f"{name}: {'created' if current is None else 'updated'}")
+    if current is not None:
+        # Failed before this apply: restarted, so that what is waited for is a new attempt,
+        # not the old failure (Connect restarts a failed task only when asked to).
+        before = worker.status(name)
+        if before is not None and failures(name, before):
+            worker.request(
+                "POST", f"/connectors/{_quote(name)}/restart?includeTasks=true&onlyFailed=true"
+            )
+            print(f"{name}: restarting what had failed")
+            # The status may show the old failure a moment longer: wait (a little) for it to go.
+            settle = time.monotonic() + RESTART_SETTLE_S
+            while time.monotonic() < settle:
+                restarted = worker.status(name)
+                if restarted is None or not failures(name, restarted):
+                    break
+                time.sleep(POLL_INTERVAL_S)
     deadline = time.monotonic() + timeout
     status: dict[str, Any] | None = None
     while True:
@@ -261,7 +279,9 @@ def show_status(worker: Worker, name: str) -> bool:
     return running(status)
 
 
-def delete(worker: Worker, name: str) -> bool:
+def delete(worker: Worker, name: str, timeout: float) -> bool:
+    """Delete, and wait (up to `timeout`) until the worker no longer lists it: its status
+    outlives the DELETE request for a moment."""
     try:
         worker.request("DELETE", f"/connectors/{_quote(name)}")
     except ConnectError as exc:
@@ -269,6 +289,12 @@ def delete(worker: Worker, name: str) -> bool:
             raise
         print(f"{name}: not there")
         return True
+    deadline = time.monotonic() + timeout
+    while worker.status(name) is not None:
+        if time.monotonic() >= deadline:
+            print(f"{name}: deleted, but still listed after {timeout:g}s")
+            return False
+        time.sleep(POLL_INTERVAL_S)
     print(f"{name}: deleted")
     return True
 
@@ -289,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=60.0,
-        help="apply: seconds to wait until running (default %(default)s)",
+        help="seconds to wait until running (apply) or gone (delete) (default %(default)s)",
     )
     return p
 
@@ -322,7 +348,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             elif args.action == "status":
                 ok = show_status(worker, name) and ok
             else:
-                ok = delete(worker, name) and ok
+                ok = delete(worker, name, args.timeout) and ok
     except ConnectError as exc:
         print(f"{APP_ID} connect {args.action}: {exc}")
         return EXIT_FAILED
