@@ -170,7 +170,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     from kgen.kafka import cli as kafka_cli
 
     if args.kafka_command == "fetch":
-        return kafka_cli.cmd_fetch()
+        code = kafka_cli.cmd_fetch()
+        if code != 0 or not args.connect:
+            return code
+        from kgen.kafka import connect_cli
+
+        return connect_cli.cmd_fetch_connect()
     if args.kafka_command == "start":
         return kafka_cli.cmd_start(args.port, args.brokers, secure=args.secure)
     if args.kafka_command == "stop":
@@ -182,6 +187,16 @@ def cmd_mirror(args: argparse.Namespace) -> int:
     from kgen import mirrors
 
     return mirrors.run(Path(args.file), args.clusters)
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from kgen.kafka import connect_cli
+
+    if args.connect_command == "start":
+        return connect_cli.cmd_start(args.bootstrap_server, args.port)
+    if args.connect_command == "stop":
+        return connect_cli.cmd_stop()
+    return connect_cli.cmd_status()
 
 
 def _import_check_flag(command: argparse.ArgumentParser) -> None:
@@ -287,7 +302,13 @@ def parser() -> argparse.ArgumentParser:
         "kafka", help="a local Kafka broker or cluster for development", description="Local Kafka."
     )
     ksub = k.add_subparsers(dest="kafka_command", required=True, metavar="ACTION")
-    ksub.add_parser("fetch", help="download the broker jars with Maven into the cache")
+    kf = ksub.add_parser("fetch", help="download the broker jars with Maven into the cache")
+    kf.add_argument(
+        "--connect",
+        action="store_true",
+        help="also Kafka Connect's jars (worker, MirrorMaker 2) and its plugins (Debezium "
+        "PostgreSQL)",
+    )
     ks = ksub.add_parser("start", help="start a broker in the background; prints its address")
     ks.add_argument(
         "--port", type=int, default=None, help="the broker's port (default: the last one if free)"
@@ -329,6 +350,23 @@ def parser() -> argparse.ArgumentParser:
         help="run only the flows into these target clusters (default: every enabled flow)",
     )
     mm.set_defaults(func=cmd_mirror)
+
+    c = sub.add_parser(
+        "connect",
+        help="a local Kafka Connect worker (distributed mode) for development",
+        description="A local Kafka Connect worker with the Debezium PostgreSQL plugin.",
+    )
+    csub = c.add_subparsers(dest="connect_command", required=True, metavar="ACTION")
+    cs = csub.add_parser("start", help="start a worker in the background; prints its REST URL")
+    cs.add_argument(
+        "--bootstrap-server",
+        default=None,
+        help="its Kafka (default: $KGEN_BOOTSTRAP_SERVERS, else the `kgen kafka start` broker)",
+    )
+    cs.add_argument("--port", type=int, default=None, help="the REST port (default: a free one)")
+    csub.add_parser("stop", help="stop the worker started by `kgen connect start`")
+    csub.add_parser("status", help="exit 0 and print the URL if it runs")
+    c.set_defaults(func=cmd_connect)
     return p
 
 

@@ -240,6 +240,10 @@ SUBCOMMANDS = [
     ["kafka", "start"],
     ["kafka", "stop"],
     ["kafka", "status"],
+    ["connect"],
+    ["connect", "start"],
+    ["connect", "stop"],
+    ["connect", "status"],
 ]
 
 
@@ -252,7 +256,18 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "--help")
-    for command in ("build", "check", "validate", "describe", "graph", "init", "demo", "kafka"):
+    commands = (
+        "build",
+        "check",
+        "validate",
+        "describe",
+        "graph",
+        "init",
+        "demo",
+        "kafka",
+        "connect",
+    )
+    for command in commands:
         assert f"    {command} " in out
 
 

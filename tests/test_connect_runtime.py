@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 # confluent_kafka.admin re-exports NewTopic without declaring it, which mypy --strict rejects.
 from confluent_kafka.cimpl import NewTopic
 
-from kgen.kafka import FetchError, LocalKafka
+from kgen.kafka import FetchError, LocalKafka, cache_root, connect_cli
 from kgen.kafka.connect import FILE_SINK, FILE_SOURCE, ConnectWorker, worker_properties
 from kgen.kafka.connect_jars import connect_bundle, find_plugin
 from kgen.kafka.connect_rest import ConnectClient
@@ -320,3 +320,48 @@ def test_mirror_maker_replicates_a_topic_its_config_and_a_groups_offsets(
         resource = ConfigResource(ResourceType.TOPIC, remote)
         configs = target.describe_configs([resource])[resource].result(timeout=10)
         assert configs["cleanup.policy"].value == "compact"
+
+
+def test_connect_status_without_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KGEN_CACHE_DIR", str(tmp_path))
+    assert connect_cli.cmd_status() == 1
+    assert connect_cli.cmd_stop() == 0
+    assert "no kgen Connect worker is running" in capsys.readouterr().err
+
+
+def test_connect_start_needs_a_kafka(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KGEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("KGEN_BOOTSTRAP_SERVERS", raising=False)
+    assert connect_cli.cmd_start(None, None) == 1
+    assert "no Kafka to run on: start one (`kgen kafka start`)" in capsys.readouterr().err
+
+
+@pytest.mark.broker
+def test_connect_cli_starts_finds_and_stops_a_detached_worker(
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A cache of our own for the run state, with the real cache's jars in it.
+    for jars in (connect_bundle().home, find_plugin("debezium-postgres").bundle().home):
+        link = tmp_path / jars.relative_to(cache_root())
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(jars)
+    monkeypatch.setenv("KGEN_CACHE_DIR", str(tmp_path))
+    try:
+        assert connect_cli.cmd_start(None, None) == 0
+        url = capsys.readouterr().out.strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert DEBEZIUM_POSTGRES in ConnectClient(url).connector_plugins()
+        assert connect_cli.cmd_status() == 0
+        assert connect_cli.cmd_start(None, None) == 0  # finds the running one
+        assert capsys.readouterr().out.split() == [url, url]
+    finally:
+        assert connect_cli.cmd_stop() == 0
+    assert connect_cli.cmd_status() == 1
+    assert not ConnectClient(url, timeout=1).healthy()

@@ -34,6 +34,7 @@ MIN_JAVA_VERSION: Final = 17
 
 CACHE_ENV: Final = "KGEN_CACHE_DIR"
 BOOTSTRAP_ENV: Final = "KGEN_BOOTSTRAP_SERVERS"
+CONNECT_URL_ENV: Final = "KGEN_CONNECT_URL"
 
 # The main classes in the kafka_2.13 jar (4.x still keeps both in the Scala core module).
 BROKER_MAIN: Final = "kafka.Kafka"

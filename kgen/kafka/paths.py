@@ -41,3 +41,8 @@ def plugin_home(name: str, version: str) -> Path:
     as one isolated plugin (the jars straight in a `plugin.path` entry would each be one).
     """
     return cache_root() / "connect-plugins" / f"{name}-{version}"
+
+
+def connect_run_dir() -> Path:
+    """State, config and logs of the worker started by `kgen connect start`."""
+    return cache_root() / "connect" / "run"
