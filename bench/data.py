@@ -178,6 +178,31 @@ class CountTable:
 Output = Digest | CountTable
 
 
+def produce_keys(bootstrap: str, topic: str, keys: int, updates: int, timeout_s: float) -> int:
+    """Write `keys` distinct keys (`key-0000000`, ...), each `updates` times, as small JSON
+    records `{"id": n, "user": key}`; returns how many, once all are delivered."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"}
+    )
+    n = 0
+    for _ in range(updates):
+        for i in range(keys):
+            key = f"key-{i:07d}"
+            value = json.dumps({"id": n, "user": key}, separators=(",", ":")).encode()
+            while True:
+                try:
+                    producer.produce(topic, value, key.encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            n += 1
+    if producer.flush(timeout_s):
+        raise RuntimeError(f"input records not delivered within {timeout_s:.0f} s")
+    return n
+
+
 def empty_like(expected: Output) -> Output:
     """An empty output of the same kind, to read a topic into."""
     return CountTable() if isinstance(expected, CountTable) else Digest()

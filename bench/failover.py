@@ -51,7 +51,7 @@ from typing import IO
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
-from bench import kafka_streams, report
+from bench import data, kafka_streams, report
 from bench.broker import Broker
 from bench.measure import _internal_ends
 from bench.systems import BuiltApp, build_app, package_digest
@@ -542,20 +542,7 @@ def _preload(b: Broker, d: Deployment, keys: int, exited: Callable[[], str]) -> 
     """Count `keys` distinct keys into the stores: one input record per key (its `user`), then
     wait until the group has committed the input and the repartition topic to their ends."""
     start = time.monotonic()
-    producer = Producer(
-        {"bootstrap.servers": b.bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"}
-    )
-    for i in range(keys):
-        key = f"key-{i:07d}"
-        value = json.dumps({"id": i, "user": key}, separators=(",", ":")).encode()
-        while True:
-            try:
-                producer.produce(INPUT_TOPIC, value, key.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(120):
-        raise RuntimeError("preloading the input: records not delivered within 120 s")
+    data.produce_keys(b.bootstrap, INPUT_TOPIC, keys, 1, 120)
     limit = 120 + keys / 1_000
     parts = range(INPUT_PARTITIONS)
 

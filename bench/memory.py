@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from confluent_kafka import Producer
-
-from bench import report
+from bench import data, report
 from bench.broker import Broker
 from bench.failover import Instance, _wait
 from bench.measure import _internal_ends
@@ -91,24 +89,7 @@ def _spec(partitions: int, workdir: Path) -> Path:
 
 
 def _produce(bootstrap: str, keys: int, updates: int) -> int:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "partitioner": "murmur2_random"}
-    )
-    n = 0
-    for _ in range(updates):
-        for i in range(keys):
-            key = f"key-{i:07d}"
-            value = json.dumps({"id": n, "user": key}, separators=(",", ":")).encode()
-            while True:
-                try:
-                    producer.produce(INPUT_TOPIC, value, key.encode())
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            n += 1
-    if producer.flush(180):
-        raise RuntimeError("input records not delivered within 180 s")
-    return n
+    return data.produce_keys(bootstrap, INPUT_TOPIC, keys, updates, 180)
 
 
 def one(

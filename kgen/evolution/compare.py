@@ -9,7 +9,9 @@ to `kgen build --accept-reset` to go ahead anyway (`store:NAME`, `topic:NAME`, `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from kgen.evolution.lock import Lock, Origin, SourceLock, StoreLock, TopicLock
 from kgen.spec import Spec
@@ -42,6 +44,22 @@ def _rename_key(origin: Origin) -> tuple[str, str]:
     return origin.defined_in, origin.defined_at
 
 
+class _Entry(Protocol):
+    @property
+    def origin(self) -> Origin: ...
+
+
+def _diff(
+    before: Mapping[str, _Entry], after: Mapping[str, _Entry]
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The names only `before` has, those only `after` has, and the renames among them."""
+    removed = [n for n in before if n not in after]
+    added = [n for n in after if n not in before]
+    old = {n: before[n].origin for n in removed}
+    new = {n: after[n].origin for n in added}
+    return removed, added, _pair(removed, added, old, new)
+
+
 def _pair(
     removed: list[str], added: list[str], old: dict[str, Origin], new: dict[str, Origin]
 ) -> dict[str, str]:
@@ -69,14 +87,7 @@ def _stores(old: Lock, new: Lock) -> list[Change]:
     out: list[Change] = []
     before = {s.name: s for s in old.stores}
     after = {s.name: s for s in new.stores}
-    removed = [n for n in before if n not in after]
-    added = [n for n in after if n not in before]
-    pairs = _pair(
-        removed,
-        added,
-        {n: before[n].origin for n in removed},
-        {n: after[n].origin for n in added},
-    )
+    removed, added, pairs = _diff(before, after)
     # A windowed aggregation's final-results buffer follows its store: reported with it.
     reported: set[str] = set()
     for name in removed:
@@ -196,14 +207,7 @@ def _topics(old: Lock, new: Lock) -> list[Change]:
     out: list[Change] = []
     before = {t.name: t for t in old.internal_topics if t.kind != "changelog"}
     after = {t.name: t for t in new.internal_topics if t.kind != "changelog"}
-    removed = [n for n in before if n not in after]
-    added = [n for n in after if n not in before]
-    pairs = _pair(
-        removed,
-        added,
-        {n: before[n].origin for n in removed},
-        {n: after[n].origin for n in added},
-    )
+    removed, added, pairs = _diff(before, after)
     lost = "the records in flight in it would be lost"
     for name in removed:
         topic = before[name]

@@ -81,7 +81,7 @@ def cmd_start(port: int | None, brokers: int = 1, *, secure: bool = False) -> in
 
 def client_settings(security: Security) -> list[str]:
     """The shell lines that give a generated app (and kgen's tools) the admin's settings of a
-    secured broker: environment variables, the password read from its file."""
+    secured broker: environment variables, the password as the file that holds it."""
     config = security.client_config()
     return [
         "# Client settings of the secured broker (SASL_SSL, SCRAM-SHA-512, its own CA); the",
@@ -89,7 +89,7 @@ def client_settings(security: Security) -> list[str]:
         f"export KAFKA_SECURITY_PROTOCOL={config['security.protocol']}",
         f"export KAFKA_SASL_MECHANISM={config['sasl.mechanism']}",
         f"export KAFKA_SASL_USERNAME={config['sasl.username']}",
-        f'export KAFKA_SASL_PASSWORD="$(cat {shlex.quote(str(security.password_file))})"',
+        f"export KAFKA_SASL_PASSWORD_FILE={shlex.quote(str(security.password_file))}",
         f"export KAFKA_SSL_CA_LOCATION={shlex.quote(config['ssl.ca.location'])}",
     ]
 

@@ -6,12 +6,14 @@ sources (and repartition topics); the producer writes sinks, the dead-letter top
 internal topics, under exactly-once with transactional ids `<app_id>-<instance>`; the admin
 client lists topics (DESCRIBE), creates the missing topics the spec gives partitions and the
 internal topics (CREATE), reads existing changelogs' cleanup.policy (DESCRIBE_CONFIGS),
-deletes consumed repartition records (DELETE) and describes the group (standbys, interactive
-queries: DESCRIBE, implied by READ). Restore, standby and global-table consumers are assigned
-partitions and commit nothing, but have a group id (`<app_id>-restore`, `-standby`,
-`-global`) whose coordinator librdkafka looks up: DESCRIBE on it. Under the consumer group
-protocol the app also reads and sets its group's session time-out (ALTER_CONFIGS on the
-group, which implies DESCRIBE_CONFIGS).
+deletes consumed repartition records (DELETE, only where there are repartition topics; a
+refused purge stops the app, since those topics would otherwise grow without bound) and
+describes the group (standbys, interactive queries: DESCRIBE, implied by READ). Restore,
+standby and global-table consumers are assigned partitions and commit nothing, but have a
+group id (`<app_id>-restore`, `-standby`, `-global`) whose coordinator librdkafka looks up:
+DESCRIBE on it (the standby one only when the app keeps standby replicas). Under the
+consumer group protocol the app also reads and sets its group's session time-out
+(ALTER_CONFIGS on the group, which implies DESCRIBE_CONFIGS; refused, the app stops).
 
 No other DESCRIBE: READ, WRITE and DELETE imply it, so each ACL listed is one the app needs.
 No IDEMPOTENT_WRITE on the cluster: since Kafka 3.0 (KIP-679) an idempotent producer may
@@ -22,9 +24,10 @@ from dataclasses import dataclass
 
 from kgen.plan.models import AppPlan
 
-# The `when` of ACLs only the consumer group protocol, or exactly-once, needs.
+# The `when` of ACLs only the consumer group protocol, exactly-once, or standby replicas need.
 CONSUMER_PROTOCOL = "consumer-protocol"
 EXACTLY_ONCE = "exactly-once"
+STANDBYS = "standbys"
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Acl:
     name: str
     operation: str  # READ | WRITE | CREATE | DELETE | DESCRIBE | DESCRIBE_CONFIGS | ALTER_CONFIGS
     why: str
-    when: str = ""  # "" (always), CONSUMER_PROTOCOL or EXACTLY_ONCE
+    when: str = ""  # "" (always), CONSUMER_PROTOCOL, EXACTLY_ONCE or STANDBYS
 
     def as_tuple(self) -> tuple[str, str, str, str, str, str]:
         """The fields in order, for the generated app's data."""
@@ -88,8 +91,18 @@ def required(plan: AppPlan) -> tuple[Acl, ...]:
             add("TOPIC", "LITERAL", topic, ("CREATE",), "created at start when missing")
     prefix = f"{plan.app_id}-"
     if plan.stateful:
-        operations = ("CREATE", "READ", "WRITE", "DELETE", "DESCRIBE_CONFIGS")
-        why = "internal topics (repartition, changelog): created, read, written, purged"
+        # Consumed repartition records are deleted (DELETE); nothing else is.
+        purged = any(t.kind == "repartition" for t in plan.internal_topics)
+        operations = (
+            "CREATE",
+            "READ",
+            "WRITE",
+            *(["DELETE"] if purged else []),
+            "DESCRIBE_CONFIGS",
+        )
+        why = "internal topics (changelog): created, read, written"
+        if purged:
+            why = "internal topics (repartition, changelog): created, read, written, purged"
         names = [t.name for t in plan.internal_topics]
         if all(name.startswith(prefix) for name in names):
             add("TOPIC", "PREFIXED", prefix, operations, why)
@@ -99,14 +112,14 @@ def required(plan: AppPlan) -> tuple[Acl, ...]:
     add("GROUP", "LITERAL", plan.app_id, ("READ",), "the app's consumer group")
     # Assigned partitions, no commits: only the group coordinator is looked up (DESCRIBE).
     helpers = [
-        ("restore", plan.stateful, "restores stores from changelogs"),
-        ("standby", plan.standbys, "keeps standby replicas"),
-        ("global", bool(plan.global_tables), "loads global tables"),
+        ("restore", plan.stateful, "restores stores from changelogs", ""),
+        ("standby", plan.standbys, "keeps standby replicas", STANDBYS),
+        ("global", bool(plan.global_tables), "loads global tables", ""),
     ]
-    for suffix, used, what in helpers:
+    for suffix, used, what, when in helpers:
         if used:
             why = f"the consumer that {what} (assigned partitions, commits nothing)"
-            add("GROUP", "LITERAL", f"{plan.app_id}-{suffix}", ("DESCRIBE",), why)
+            add("GROUP", "LITERAL", f"{plan.app_id}-{suffix}", ("DESCRIBE",), why, when=when)
     why = "exactly-once: a transactional id per instance"
     add("TRANSACTIONAL_ID", "PREFIXED", prefix, ("WRITE",), why, when=EXACTLY_ONCE)
     why = "--group-protocol consumer: reads and sets the group's session time-out"

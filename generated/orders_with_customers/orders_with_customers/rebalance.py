@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 
-from . import APP_ID
+from . import APP_ID, acls
 from .settings import INTERNAL_SOURCE_TOPICS, Settings
 from .state import Stores
 from .tasks import PartitionGroups
@@ -83,7 +83,9 @@ def configure_group(admin: AdminClient, session_timeout_ms: int) -> None:
     (group configs, kept by the broker) to this app's, unless they are already. A broker takes
     only values within its group.consumer.min/max.session.timeout.ms (45-60 s by default) and
     group.consumer.min/max.heartbeat.interval.ms (5-15 s): what it refuses is logged, and the
-    group keeps what it has. Never fatal: the app runs either way, only fails over slower."""
+    group keeps what it has: the app runs either way, only fails over slower. A request the
+    authorizer refuses is fatal, though (raised): the app's ACL set includes ALTER_CONFIGS on the
+    group, so its absence means the set was not applied."""
     resource = ConfigResource(ConfigResource.Type.GROUP, APP_ID)
     wanted = {
         "consumer.session.timeout.ms": session_timeout_ms,
@@ -94,6 +96,7 @@ def configure_group(admin: AdminClient, session_timeout_ms: int) -> None:
             TIMEOUT_S
         )
     except KafkaException as exc:
+        _raise_denied(exc)
         log.warning(
             "group %s: cannot read its configs (%s); its session time-out stays the broker's",
             APP_ID,
@@ -116,6 +119,7 @@ def configure_group(admin: AdminClient, session_timeout_ms: int) -> None:
                 TIMEOUT_S
             )
         except KafkaException as exc:
+            _raise_denied(exc)
             log.warning(
                 "group %s keeps %s = %s ms: the broker refused %d ms (%s)",
                 APP_ID,
@@ -126,6 +130,14 @@ def configure_group(admin: AdminClient, session_timeout_ms: int) -> None:
             )
             continue
         log.info("group %s: %s set to %d ms", APP_ID, name, value)
+
+
+def _raise_denied(exc: KafkaException) -> None:
+    err = exc.args[0]
+    if err.code() in acls.DENIED:
+        raise acls.denied(
+            err.code(), "ALTER_CONFIGS", APP_ID, "setting the group's session time-out"
+        ) from exc
 
 
 class Rebalancing:

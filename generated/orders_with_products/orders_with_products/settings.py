@@ -125,6 +125,26 @@ SECURITY_SETTINGS = (
     ("ssl.key.location", "KAFKA_SSL_KEY_LOCATION"),
     ("ssl.key.password", "KAFKA_SSL_KEY_PASSWORD"),
 )
+# Secrets may also come from a file, `<VARIABLE>_FILE` (as container platforms mount them).
+SECRETS = ("KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD")
+
+
+def from_env(env: str) -> str | None:
+    """The setting in the environment variable `env`, or for a secret, the text of the file
+    `<env>_FILE` names (without its final newline)."""
+    value = os.environ.get(env)
+    path = os.environ.get(env + "_FILE") if env in SECRETS else None
+    if value or not path:
+        return value
+    try:
+        with open(path, encoding="utf-8") as secret:
+            return secret.read().rstrip("\r\n")
+    except OSError as exc:
+        raise SystemExit(f"cannot read {env}_FILE ({path}): {exc.strerror}") from None
+
+
+def env_help(env: str) -> str:
+    return f"(env {env}" + (f" or {env}_FILE)" if env in SECRETS else ")")
 
 
 @dataclass(frozen=True)
@@ -326,9 +346,7 @@ def parser() -> argparse.ArgumentParser:
         f"env {ENV_PREFIX}ROCKSDB_MEMORY_MIB; default: the spec's, %(default)s)",
     )
     for prop, env in SECURITY_SETTINGS:
-        p.add_argument(
-            "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
-        )
+        p.add_argument("--" + prop.replace(".", "-"), default=from_env(env), help=env_help(env))
     p.add_argument(
         "-X",
         "--kafka-config",

@@ -215,7 +215,11 @@ class Recovery:
         if err.code() in PERMANENT:
             principal = acls.principal_of(self.settings.kafka_config)
             missing = acls.explain(
-                err, principal, self.settings.guarantee, self.settings.group_protocol
+                err,
+                principal,
+                self.settings.guarantee,
+                self.settings.group_protocol,
+                self.settings.num_standby_replicas,
             )
             if missing is not None:
                 raise Stop(EXIT_FATAL, f"not authorized: {missing}")

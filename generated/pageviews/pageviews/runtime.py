@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID, backends, logs, standby, topology
+from . import APP_ID, acls, backends, logs, standby, topology
 from .collector import RecordCollector
 from .errors import ConsumerFenced, ErrorPolicy, ProcessingFailed
 from .queries import Queries
@@ -211,6 +211,9 @@ class Runner(Recovery, Rebalancing):
         self.committed_internal: dict[tuple[str, int], int] = {}
         self.purged: dict[tuple[str, int], int] = {}
         self.purging: set[tuple[str, int]] = set()
+        # A purge the authorizer refused (DELETE missing): fatal at the next turn of the loop,
+        # since repartition topics keep every record (retention -1) and would fill the disk.
+        self.purge_denied: KafkaError | None = None
         self.stopping = False
         # Records were processed since the last commit.
         self.dirty = False
@@ -324,7 +327,11 @@ class Runner(Recovery, Rebalancing):
                 attempt += 1
         if self.settings.group_protocol == "consumer":
             # The group's own settings, in place before this member joins.
-            configure_group(self.admin, self.settings.session_timeout_ms)
+            try:
+                configure_group(self.admin, self.settings.session_timeout_ms)
+            except KafkaException as exc:
+                self._check_permanent(exc.args[0])
+                raise
         self.consumer.subscribe(
             [*SOURCE_TOPICS, *INTERNAL_SOURCE_TOPICS],
             on_assign=self._on_assign,
@@ -366,12 +373,16 @@ class Runner(Recovery, Rebalancing):
                 # client error, rather than blame a record.
                 self._broke(KafkaError(KafkaError._QUEUE_FULL, str(exc)))
                 continue
+            if self.purge_denied is not None:
+                self._check_permanent(self.purge_denied)
             if now >= self.next_purge:
                 self._purge()
             if self.standbys is not None:
                 try:
                     self.standbys.poll()
-                except KafkaException as exc:  # a copy falls behind; the active work goes on
+                except KafkaException as exc:
+                    # A copy falls behind and the active work goes on, unless an ACL is missing.
+                    self._check_permanent(exc.args[0])
                     log.warning("standby replicas: %s", exc.args[0])
             if self.unreachable_since is not None and now >= self.next_probe:
                 self._probe()
@@ -516,7 +527,16 @@ class Runner(Recovery, Rebalancing):
         # Runs on the admin client's thread; single dict and set operations are atomic.
         def done(future: Future[Any]) -> None:
             self.purging.discard((tp.topic, tp.partition))
-            if future.exception() is not None:
+            exc = future.exception()
+            if (
+                isinstance(exc, KafkaException)
+                and exc.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+            ):
+                denied = acls.denied(
+                    exc.args[0].code(), "DELETE", tp.topic, "purging consumed repartition records"
+                )
+                self.purge_denied = denied.args[0]
+            elif exc is not None:
                 log.warning(
                     "purging %s-%d (tried again later): %s",
                     tp.topic,

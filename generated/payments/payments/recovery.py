@@ -199,7 +199,7 @@ class Recovery:
         if err.code() in PERMANENT:
             principal = acls.principal_of(self.settings.kafka_config)
             missing = acls.explain(
-                err, principal, self.settings.guarantee, self.settings.group_protocol
+                err, principal, self.settings.guarantee, self.settings.group_protocol, 0
             )
             if missing is not None:
                 raise Stop(EXIT_FATAL, f"not authorized: {missing}")

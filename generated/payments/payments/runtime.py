@@ -261,7 +261,11 @@ class Runner(Recovery, Rebalancing):
                 attempt += 1
         if self.settings.group_protocol == "consumer":
             # The group's own settings, in place before this member joins.
-            configure_group(self.admin, self.settings.session_timeout_ms)
+            try:
+                configure_group(self.admin, self.settings.session_timeout_ms)
+            except KafkaException as exc:
+                self._check_permanent(exc.args[0])
+                raise
         self.consumer.subscribe(
             [*SOURCE_TOPICS],
             on_assign=self._on_assign,

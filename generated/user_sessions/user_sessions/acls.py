@@ -8,7 +8,8 @@ default; created through the admin API with --apply, run with an admin's setting
 READ, WRITE and DELETE imply DESCRIBE, so none is listed. Internal topics and transactional
 ids are PREFIXED on "<app id>-", as Kafka Streams documents. With `--guarantee
 at_least_once` no transactional id is needed; with `--group-protocol consumer` the app also
-sets its group's session time-out (ALTER_CONFIGS on the group).
+sets its group's session time-out (ALTER_CONFIGS on the group); with `--num-standby-replicas`
+above 0 its standby consumer looks its group up (DESCRIBE).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from confluent_kafka.admin._acl import AclBinding, AclOperation, AclPermissionTy
 from confluent_kafka.admin._resource import ResourcePatternType, ResourceType
 
 from . import APP_ID
-from .settings import DEFAULT_GUARANTEE, GROUP_PROTOCOLS, SECURITY_SETTINGS
+from .settings import (
+    DEFAULT_GUARANTEE,
+    DEFAULT_STANDBY_REPLICAS,
+    GROUP_PROTOCOLS,
+    SECURITY_SETTINGS,
+    env_help,
+    from_env,
+)
 
 TIMEOUT_S = 30.0
 EXIT_OK, EXIT_NOT_DONE = 0, 1
@@ -54,7 +62,7 @@ ACLS: tuple[Acl, ...] = (
         "PREFIXED",
         "user-sessions-",
         "CREATE",
-        "internal topics (repartition, changelog): created, read, written, purged",
+        "internal topics (changelog): created, read, written",
         "",
     ),
     Acl(
@@ -62,7 +70,7 @@ ACLS: tuple[Acl, ...] = (
         "PREFIXED",
         "user-sessions-",
         "READ",
-        "internal topics (repartition, changelog): created, read, written, purged",
+        "internal topics (changelog): created, read, written",
         "",
     ),
     Acl(
@@ -70,15 +78,7 @@ ACLS: tuple[Acl, ...] = (
         "PREFIXED",
         "user-sessions-",
         "WRITE",
-        "internal topics (repartition, changelog): created, read, written, purged",
-        "",
-    ),
-    Acl(
-        "TOPIC",
-        "PREFIXED",
-        "user-sessions-",
-        "DELETE",
-        "internal topics (repartition, changelog): created, read, written, purged",
+        "internal topics (changelog): created, read, written",
         "",
     ),
     Acl(
@@ -86,7 +86,7 @@ ACLS: tuple[Acl, ...] = (
         "PREFIXED",
         "user-sessions-",
         "DESCRIBE_CONFIGS",
-        "internal topics (repartition, changelog): created, read, written, purged",
+        "internal topics (changelog): created, read, written",
         "",
     ),
     Acl("GROUP", "LITERAL", "user-sessions", "READ", "the app's consumer group", ""),
@@ -104,7 +104,7 @@ ACLS: tuple[Acl, ...] = (
         "user-sessions-standby",
         "DESCRIBE",
         "the consumer that keeps standby replicas (assigned partitions, commits nothing)",
-        "",
+        "standbys",
     ),
     Acl(
         "TRANSACTIONAL_ID",
@@ -157,12 +157,17 @@ _KAFKA_ACLS_RESOURCE = {
 }
 
 
-def needed(guarantee: str = DEFAULT_GUARANTEE, group_protocol: str = "classic") -> list[Acl]:
-    """The ACLs of the app run with this guarantee and group protocol."""
+def needed(
+    guarantee: str = DEFAULT_GUARANTEE,
+    group_protocol: str = "classic",
+    standbys: int = DEFAULT_STANDBY_REPLICAS,
+) -> list[Acl]:
+    """The ACLs of the app run with this guarantee, group protocol and number of standby replicas."""
     wanted = {
         "",
         *(["exactly-once"] if guarantee == "exactly_once" else []),
         *(["consumer-protocol"] if group_protocol == "consumer" else []),
+        *(["standbys"] if standbys > 0 else []),
     }
     return [acl for acl in ACLS if acl.when in wanted]
 
@@ -214,6 +219,7 @@ def explain(
     principal: str,
     guarantee: str = DEFAULT_GUARANTEE,
     group_protocol: str = "classic",
+    standbys: int = DEFAULT_STANDBY_REPLICAS,
 ) -> str | None:
     """One line naming the ACL whose absence `err` reports: the operation, the resource and
     the principal, and the command that grants it; None when `err` is no authorization error."""
@@ -221,7 +227,9 @@ def explain(
     if kind is None:
         return None
     text = err.str() + (f" ({_Hints.last})" if kind == "TOPIC" and _Hints.last else "")
-    candidates = [acl for acl in needed(guarantee, group_protocol) if acl.resource_type == kind]
+    candidates = [
+        acl for acl in needed(guarantee, group_protocol, standbys) if acl.resource_type == kind
+    ]
     named = [acl for acl in candidates if _names(acl, text)]
     candidates = named or candidates
     operations = [acl for acl in candidates if f"{acl.operation} on " in text]
@@ -265,15 +273,19 @@ def parser() -> argparse.ArgumentParser:
         help="the app's (default %(default)s)",
     )
     p.add_argument(
+        "--num-standby-replicas",
+        type=int,
+        default=DEFAULT_STANDBY_REPLICAS,
+        help="the app's (default %(default)s)",
+    )
+    p.add_argument(
         "--bootstrap-servers",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         or os.environ.get("KGEN_BOOTSTRAP_SERVERS"),
         help="Kafka brokers, HOST:PORT[,HOST:PORT] (env KAFKA_BOOTSTRAP_SERVERS)",
     )
     for prop, env in SECURITY_SETTINGS:
-        p.add_argument(
-            "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
-        )
+        p.add_argument("--" + prop.replace(".", "-"), default=from_env(env), help=env_help(env))
     p.add_argument(
         "-X",
         "--kafka-config",
@@ -290,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if ":" not in args.principal:
         p.error(f"--principal takes TYPE:NAME, e.g. User:{args.principal}")
-    acls = needed(args.guarantee, args.group_protocol)
+    acls = needed(args.guarantee, args.group_protocol, args.num_standby_replicas)
     doing = "would create" if args.dry_run else ("creating" if args.apply else "needs")
     print(
         f"# {APP_ID} ({args.guarantee}, {args.group_protocol} group protocol) {doing} {len(acls)} ACLs for {args.principal}:"
@@ -316,6 +328,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep or not key:
             p.error(f"-X expects KEY=VALUE, got {setting!r}")
         config[key.strip()] = value
+    # A refused login or TLS handshake is said at once, not as a time-out (imported here:
+    # recovery imports this module).
+    from .recovery import Stop, check_connection
+
+    try:
+        check_connection(config, TIMEOUT_S, lambda: None)
+    except Stop as stop:
+        print(f"cannot connect: {stop}")
+        return EXIT_NOT_DONE
     admin = AdminClient(config)
     failed = 0
     bindings = {binding(acl, args.principal): acl for acl in acls}

@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from . import APP_ID
+from . import APP_ID, acls
 from .backends import RocksDBBackend, encode_entry
 from .rebalance import Member, members_of
 from .state import STORES
@@ -190,6 +190,14 @@ class Standbys:
         for msg in msgs:
             if msg.error() is not None:
                 err = msg.error()
+                if err is not None and err.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        err.code(), "DESCRIBE", f"{APP_ID}-standby", "keeping standby replicas"
+                    )
+                if err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                    raise acls.denied(
+                        err.code(), "READ", str(msg.topic()), "keeping standby replicas"
+                    )
                 if err is not None and err.code() != KafkaError._PARTITION_EOF:
                     log.warning("standby replicas: %s", err)
                 continue

@@ -35,7 +35,15 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from . import APP_ID
-from .settings import ENV_PREFIX, INTERNAL_TOPICS, SECURITY_SETTINGS, SOURCE_TOPICS
+from .recovery import Stop, check_connection
+from .settings import (
+    ENV_PREFIX,
+    INTERNAL_TOPICS,
+    SECURITY_SETTINGS,
+    SOURCE_TOPICS,
+    env_help,
+    from_env,
+)
 
 TIMEOUT_S = 30.0
 EXIT_OK, EXIT_NOT_DONE, EXIT_USAGE = 0, 1, 2
@@ -87,9 +95,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print what would be done and exit 0")
     p.add_argument("--yes", action="store_true", help="do it")
     for prop, env in SECURITY_SETTINGS:
-        p.add_argument(
-            "--" + prop.replace(".", "-"), default=os.environ.get(env), help=f"(env {env})"
-        )
+        p.add_argument("--" + prop.replace(".", "-"), default=from_env(env), help=env_help(env))
     p.add_argument(
         "-X",
         "--kafka-config",
@@ -210,6 +216,11 @@ def reset(args: argparse.Namespace) -> int:
         _given_offsets(args.to_offsets)
     if args.to_datetime:
         _timestamp_ms(args.to_datetime)
+    try:
+        # A refused login or TLS handshake is said at once, not as a time-out.
+        check_connection(config, TIMEOUT_S, lambda: None)
+    except Stop as stop:
+        raise ResetRefused(f"cannot connect: {stop}") from None
     admin = AdminClient(config)
     metadata: Any = admin.list_topics(timeout=TIMEOUT_S)
     missing = [
