@@ -7,7 +7,7 @@ This supervisor starts each worker as `python -m dedup <the same flags> --worker
 worker is an instance of the app like any other: a member of the consumer group with its own
 instance id (`<--instance-id>-wK`: static membership and transactional.id, stable across
 restarts so that worker K takes its own partitions back and fences its dead predecessor), its
-own state directory (`<--state-dir>/wK`) and HTTP port (`--http-port` + K). Workers share
+own state directory (`<--state-dir>/wK`), its own HTTP port (`--http-port` + K). Workers share
 nothing but the app's stdout and stderr, where each tags its lines `[wK]`.
 
 One exit code: SIGTERM or SIGINT reaches every worker, which finishes its batch, commits and
