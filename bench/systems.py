@@ -177,6 +177,15 @@ class KgenAtLeastOnce(Kgen):
     extra_args = ("--guarantee", "at_least_once", "--commit-interval-ms", "100")
 
 
+class KgenWorkers2(Kgen):
+    """The same app in two processes (`--workers 2`): what a second core buys, next to `kgen`.
+    The peak RSS reported is the supervisor's only, not its workers'."""
+
+    name = "kgen-workers-2"
+    description = "the same app, --workers 2 (two processes, one group); rss: the supervisor's"
+    extra_args = ("--workers", "2")
+
+
 class Copy(System):
     """The baseline: bench/copy_loop.py, a plain consume -> produce loop without transactions."""
 
@@ -463,7 +472,17 @@ class Quix100(Quix):
 
 
 SYSTEMS: dict[str, type[System]] = {
-    s.name: s for s in (Kgen, KafkaStreams, KafkaStreamsTuned, Quix, Quix100, Copy, KgenAtLeastOnce)
+    s.name: s
+    for s in (
+        Kgen,
+        KafkaStreams,
+        KafkaStreamsTuned,
+        Quix,
+        Quix100,
+        Copy,
+        KgenAtLeastOnce,
+        KgenWorkers2,
+    )
 }
 
 

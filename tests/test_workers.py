@@ -15,12 +15,15 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from example_apps import build_example, committed_offsets, start_app
 
@@ -49,29 +52,48 @@ def _workers(log: Path, app: subprocess.Popen[bytes]) -> dict[int, tuple[int, st
         time.sleep(0.05)
 
 
+@contextmanager
+def _watch(bootstrap: str, group: str, partitions: int) -> Iterator[Callable[[], list[int]]]:
+    """The group's committed offsets of `payment` per partition, asked by one consumer that
+    stays (a new one per look finds the coordinator first, which takes long enough for two
+    workers to get far): for the kills mid-stream."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    tps = [TopicPartition("payment", p) for p in range(partitions)]
+    try:
+        yield lambda: [tp.offset for tp in consumer.committed(tps, timeout=30)]
+    finally:
+        consumer.close()
+
+
 def _wait_committed(
-    bootstrap: str, group: str, partitions: int, app: subprocess.Popen[bytes], above: int
+    offsets: Callable[[], list[int]], app: subprocess.Popen[bytes], above: int
 ) -> int:
     """Until the group has committed more than `above` input records (bounded: 120 s)."""
     deadline = time.monotonic() + 120
     while True:
-        done = _committed(bootstrap, group, partitions)
+        done = sum(max(o, 0) for o in offsets())
         if done > above:
             return done
         assert app.poll() is None, "the app exited on its own"
         assert time.monotonic() < deadline, "the app made no progress within 120 s"
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def _both_mid_stream(
-    bootstrap: str, group: str, partitions: int, app: subprocess.Popen[bytes], log: Path
-) -> None:
-    """Until each partition has a commit: both workers hold partitions (see _both_assigned) and
-    have committed on each of them (bounded: 120 s)."""
+    offsets: Callable[[], list[int]], app: subprocess.Popen[bytes], log: Path, past: list[int]
+) -> int:
+    """Until each partition has a commit past `past`: both workers hold partitions (see
+    _both_assigned) and have committed on each of them (bounded: 120 s); returns the records
+    committed."""
     deadline = time.monotonic() + 120
-    while min(committed_offsets(bootstrap, group, "payment", partitions)) <= 0:
+    while True:
+        done = offsets()
+        if all(now > then for now, then in zip(done, past, strict=True)):
+            return sum(done)
         assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def _both_assigned(bootstrap: str, group: str, app: subprocess.Popen[bytes], log: Path) -> None:
@@ -89,49 +111,82 @@ def _both_assigned(bootstrap: str, group: str, app: subprocess.Popen[bytes], log
         time.sleep(0.05)
 
 
+class _Input:
+    """payment records produced in the background, a chunk every 0.1 s (30,000 a second, less
+    than two workers read) until stopped: a run killed while it runs is mid-stream, whatever
+    the machine's speed. Record i has key 'unknown' when i % 3 == 0 and value i."""
+
+    CHUNK = 3000
+    LIMIT = 900_000  # 30 s of input: a bound, never reached in a passing run
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.produced = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def key(i: int) -> str:
+        return "unknown" if i % 3 == 0 else f"user-{i}"
+
+    def _run(self) -> None:
+        while not self.stopping.is_set() and self.produced < self.LIMIT:
+            chunk = range(self.produced, self.produced + self.CHUNK)
+            pairs = ((self.key(i).encode(), str(i).encode()) for i in chunk)
+            self.produced += topics.produce_all(self.bootstrap, "payment", pairs)
+            self.stopping.wait(0.1)
+
+    def running(self) -> bool:
+        return self.thread.is_alive() and not self.stopping.is_set()
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive()
+        return self.produced
+
+
 @pytest.mark.broker
 @pytest.mark.slow
 def test_workers_sigkill_then_exactly_once(kafka_bootstrap: str, tmp_path: Path) -> None:
-    bootstrap, group, partitions, records = kafka_bootstrap, "payments-workers", 4, 200_000
+    bootstrap, group, partitions = kafka_bootstrap, "payments-workers", 4
     topics.recreate_topics(
         bootstrap, {"payment": partitions, "unknown-payment": partitions}, groups=[group]
     )
-    keys = ["unknown" if i % 3 == 0 else f"user-{i}" for i in range(records)]
-    expected = [str(i) for i, key in enumerate(keys) if key == "unknown"]
     app = build_example("payments", group, tmp_path)
     args = ("--workers", "2", "--instance-id", "wk", "--batch-size", "100")
 
-    # A worker SIGKILLed: the other commits and stops, and the app exits with 128 + 9. The
-    # input comes once both workers have partitions, so that both are mid-stream.
+    # A worker SIGKILLed: the other commits and stops, and the app exits with 128 + 9.
     log = tmp_path / "run1.log"
     first = start_app(app, bootstrap, log, *args, new_session=True)
     ids = _workers(log, first)
-    _both_assigned(bootstrap, group, first, log)
-    topics.produce_all(
-        bootstrap, "payment", ((k.encode(), str(i).encode()) for i, k in enumerate(keys))
-    )
     assert ids[0][1:] == ("payments-workers-wk-w0", "payments-workers-wk-w0")
     assert ids[1][1:] == ("payments-workers-wk-w1", "payments-workers-wk-w1")
-    _both_mid_stream(bootstrap, group, partitions, first, log)
-    os.kill(ids[1][0], signal.SIGKILL)
-    assert first.wait(60) == 128 + signal.SIGKILL, log.read_text()[-4000:]
-    text = log.read_text()
-    assert f"worker 1 (pid {ids[1][0]}) was killed by SIGKILL: stopping the app" in text
-    assert f"worker 0 (pid {ids[0][0]}) stopped" in text
-    assert "[w0] payments-workers: payments-workers stopped: " in text
-    killed_at = [_committed(bootstrap, group, partitions)]
-    assert killed_at[0] < records, "the app finished before it could be killed mid-stream"
+    _both_assigned(bootstrap, group, first, log)
+    payments = _Input(bootstrap)
+    with _watch(bootstrap, group, partitions) as offsets:
+        killed_at = [_both_mid_stream(offsets, first, log, [0] * partitions)]
+        assert payments.running(), "the input ended before the kill"
+        os.kill(ids[1][0], signal.SIGKILL)
+        assert first.wait(60) == 128 + signal.SIGKILL, log.read_text()[-4000:]
+        text = log.read_text()
+        assert f"worker 1 (pid {ids[1][0]}) was killed by SIGKILL: stopping the app" in text
+        assert f"worker 0 (pid {ids[0][0]}) stopped" in text
+        assert "[w0] payments-workers: payments-workers stopped: " in text
 
-    # The whole app SIGKILLed, supervisor and workers: its process group.
-    log = tmp_path / "run2.log"
-    second = start_app(app, bootstrap, log, *args, new_session=True)
-    again = _workers(log, second)
-    # The same ids as before: each worker takes its partitions back and fences its predecessor.
-    assert {k: v[1:] for k, v in again.items()} == {k: v[1:] for k, v in ids.items()}
-    killed_at.append(_wait_committed(bootstrap, group, partitions, second, killed_at[0]))
-    os.killpg(second.pid, signal.SIGKILL)
-    second.wait(30)
-    assert killed_at[1] < records, "the app finished before it could be killed mid-stream"
+        # The whole app SIGKILLed, supervisor and workers: its process group.
+        log = tmp_path / "run2.log"
+        second = start_app(app, bootstrap, log, *args, new_session=True)
+        again = _workers(log, second)
+        # The same ids: each worker takes its partitions back and fences its predecessor.
+        assert {k: v[1:] for k, v in again.items()} == {k: v[1:] for k, v in ids.items()}
+        _both_assigned(bootstrap, group, second, log)
+        killed_at.append(_both_mid_stream(offsets, second, log, offsets()))
+        assert payments.running(), "the input ended before the kill"
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait(30)
+    records = payments.stop()
 
     # To the end: each worker stops once idle, and the app exits 0 when both have.
     log = tmp_path / "run3.log"
@@ -143,12 +198,13 @@ def test_workers_sigkill_then_exactly_once(kafka_bootstrap: str, tmp_path: Path)
     # Every dead transaction was aborted when its worker's transactional.id came back.
     output = topics.read_committed(bootstrap, "unknown-payment")
     values = Counter(r.value.decode() for r in output if r.value is not None)
+    expected = {str(i) for i in range(records) if _Input.key(i) == "unknown"}
     duplicates = {v: n for v, n in values.items() if n > 1}
-    missing = set(expected) - set(values)
+    missing = expected - set(values)
     assert not duplicates, f"{len(duplicates)} duplicated, e.g. {list(duplicates)[:5]}"
     assert not missing, f"{len(missing)} lost, e.g. {sorted(missing)[:5]}"
-    assert sorted(values) == sorted(expected)
-    print(f"killed after {killed_at} committed records; {len(output)} output records exactly once")
+    assert set(values) == expected
+    print(f"killed after {killed_at} of {records} records committed; output exactly once")
 
 
 @pytest.mark.broker
@@ -164,7 +220,8 @@ def test_workers_sigterm_and_one_exit_code(kafka_bootstrap: str, tmp_path: Path)
     log = tmp_path / "run1.log"
     run = start_app(app, bootstrap, log, "--workers", "2", "--instance-id", "x")
     ids = _workers(log, run)
-    _wait_committed(bootstrap, group, partitions, run, 999)
+    with _watch(bootstrap, group, partitions) as offsets:
+        _wait_committed(offsets, run, 999)
     run.send_signal(signal.SIGTERM)
     assert run.wait(60) == 0, log.read_text()[-4000:]
     text = log.read_text()
@@ -173,6 +230,18 @@ def test_workers_sigterm_and_one_exit_code(kafka_bootstrap: str, tmp_path: Path)
         assert f"[w{worker}] {group}: {group} stopped: " in text
         assert f"worker {worker} (pid {pid}) stopped" in text
     assert "every worker has stopped; exit code 0" in text
+
+    # The supervisor alone SIGKILLed: its workers see their stdin close and stop by themselves.
+    log = tmp_path / "orphans.log"
+    run = start_app(app, bootstrap, log, "--workers", "2", "--instance-id", "x")
+    _workers(log, run)
+    run.kill()
+    run.wait(30)
+    deadline = time.monotonic() + 60
+    while log.read_text().count(f"{group}: {group} stopped: ") < 2:
+        assert time.monotonic() < deadline, log.read_text()[-4000:]
+        time.sleep(0.1)
+    assert log.read_text().count(": SIGTERM: finishing the batch") == 2
 
     # A record that cannot be decoded, under on_error = "fail": its worker exits 1, the other
     # is stopped, and the app exits 1.
