@@ -183,6 +183,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return kafka_cli.cmd_status()
 
 
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from kgen import mirrors
+
+    return mirrors.run(Path(args.file), args.clusters)
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
     from kgen.kafka import connect_cli
 
@@ -322,6 +328,28 @@ def parser() -> argparse.ArgumentParser:
     ksub.add_parser("stop", help="stop the broker or cluster started by `kgen kafka start`")
     ksub.add_parser("status", help="exit 0 and print the address if it runs")
     k.set_defaults(func=cmd_kafka)
+
+    mm = sub.add_parser(
+        "mirror",
+        help="run a generated app's MirrorMaker 2 config",
+        description="MirrorMaker 2 from kgen's jar cache.",
+    )
+    mmsub = mm.add_subparsers(dest="mirror_command", required=True, metavar="ACTION")
+    mr = mmsub.add_parser(
+        "run",
+        help="run MirrorMaker 2 (dedicated mode) with FILE until Ctrl-C or SIGTERM",
+        description="Run MirrorMaker 2 in dedicated mode with a properties file (a generated "
+        "app's mm2.properties), in the foreground, until Ctrl-C or SIGTERM.",
+    )
+    mr.add_argument("file", metavar="FILE", help="e.g. generated/cdc/mm2.properties")
+    mr.add_argument(
+        "--clusters",
+        nargs="+",
+        default=[],
+        metavar="ALIAS",
+        help="run only the flows into these target clusters (default: every enabled flow)",
+    )
+    mm.set_defaults(func=cmd_mirror)
 
     c = sub.add_parser(
         "connect",

@@ -122,6 +122,22 @@ steps = [
 # from = "$app-currencies"
 # store = "currencies"
 
+# Kafka Connect connectors deployed next to the app (`python -m $package connect apply`): a
+# source feeding a topic the app reads, or a sink reading one it writes. Secrets as $${env:VAR}.
+# [[connectors]]
+# name = "$app-orders-file"
+# class = "file-source"          # or "file-sink", "debezium-postgres", any connector class
+# [connectors.config]           # converters the config leaves out follow the topic's format
+# "file" = "/var/data/orders.jsonl"
+# "topic" = "$app-orders"
+# "value.converter" = "org.apache.kafka.connect.storage.StringConverter"   # JSON lines as is
+
+# MirrorMaker 2 flows, generated into mm2.properties (`kgen mirror run`).
+# [[mirrors]]
+# source = { alias = "primary", bootstrap_servers = "localhost:9092" }
+# target = { alias = "backup", bootstrap_servers = "localhost:9093" }
+# topics = ["$app-.*"]
+
 # Test cases: records piped into source topics and every record expected on the output topics,
 # in order (a record without a timestamp gets 0; an expected one without it skips the check).
 # They become the generated app's tests (`pytest generated/$package/tests`).

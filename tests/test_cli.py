@@ -32,7 +32,7 @@ Topologies:
 
 
 # A stateless app whose sub-topologies read one topic each: no stores, no tasks module, no
-# global tables, no stream-stream joins, no processors.
+# global tables, no stream-stream joins, no processors, no connectors or mirrors.
 STATELESS_FILES = (
     len(render.FILES)
     - len(render.STATEFUL_ONLY)
@@ -42,6 +42,8 @@ STATELESS_FILES = (
     - len(render.FK_ONLY)
     - len(render.PROCESSORS_ONLY)
     - len(render.STANDBY_ONLY)
+    - len(render.CONNECT_ONLY)
+    - len(render.MIRROR_ONLY)
     + 1  # kgen.lock
 )
 

@@ -29,6 +29,8 @@ FILES = (
     ("app/package/settings.py.j2", "{pkg}/settings.py"),
     ("app/package/reset.py.j2", "{pkg}/reset.py"),
     ("app/package/acls.py.j2", "{pkg}/acls.py"),
+    ("app/package/connect.py.j2", "{pkg}/connect.py"),
+    ("app/mm2.properties.j2", "mm2.properties"),
     ("app/package/serde.py.j2", "{pkg}/serde.py"),
     ("app/package/errors.py.j2", "{pkg}/errors.py"),
     ("app/package/topology.py.j2", "{pkg}/topology.py"),
@@ -69,6 +71,9 @@ GLOBAL_ONLY = frozenset({"app/package/global_tables.py.j2"})
 JOINS_ONLY = frozenset({"app/package/joins.py.j2"})
 # Only for apps with foreign-key joins.
 FK_ONLY = frozenset({"app/package/fk.py.j2"})
+# Only for apps with connectors, and with mirrors.
+CONNECT_ONLY = frozenset({"app/package/connect.py.j2"})
+MIRROR_ONLY = frozenset({"app/mm2.properties.j2"})
 PROCESSORS_ONLY = frozenset({"app/package/processors.py.j2"})
 # Standby replicas copy RocksDB stores.
 STANDBY_ONLY = frozenset({"app/package/standby.py.j2"})
@@ -169,6 +174,10 @@ def render(plan: AppPlan) -> dict[str, str]:
             continue
         if template in FK_ONLY and not plan.foreign_key_joins:
             continue
+        if template in CONNECT_ONLY and not plan.connectors:
+            continue
+        if template in MIRROR_ONLY and plan.mirror is None:
+            continue
         if template in PROCESSORS_ONLY and not plan.processors:
             continue
         if template in STANDBY_ONLY and not plan.standbys:
@@ -180,6 +189,10 @@ def render(plan: AppPlan) -> dict[str, str]:
         if path.endswith(".py"):
             text = black.format_str(text, mode=BLACK_MODE)
         files[path] = text
+    # Each connector's config, as the Connect REST API takes it (JSON has no comments: no
+    # header; the README and connect.py say where they come from).
+    for connector in plan.connectors:
+        files[f"{plan.package}/connectors/{connector.name}.json"] = connector.json
     # What carries state across deployments (kgen.evolution); `kgen build` adds the resets
     # accepted so far.
     files[lock.FILE] = lock.dumps(lock.from_plan(plan))

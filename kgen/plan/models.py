@@ -245,6 +245,51 @@ class StateOrigin:
 
 
 @dataclass(frozen=True)
+class ConnectorPlan:
+    """A Kafka Connect connector of the spec, its config complete (the generated
+    `<package>/connectors/<name>.json`, PUT to the worker by `connect apply`)."""
+
+    name: str
+    java_class: str
+    kind: str  # "source" | "sink"
+    # The topics it writes (a source) or reads (a sink); a sink's topics.regex, if it has one.
+    topics: tuple[str, ...]
+    topics_pattern: str | None
+    # The short names of its key and value converters.
+    converters: tuple[str, ...]
+    # The environment variables its ${env:VAR} references name, resolved at apply time.
+    env: tuple[str, ...]
+    # Where a class kgen knows comes from; "" for others.
+    plugin: str
+    # The config as JSON, keys sorted.
+    json: str
+
+
+@dataclass(frozen=True)
+class MirrorFlowPlan:
+    """One MirrorMaker 2 flow, for the README."""
+
+    source: str
+    source_bootstrap: str
+    target: str
+    target_bootstrap: str
+    topics: tuple[str, ...]
+    groups: tuple[str, ...]
+    policy: str
+    emit_checkpoints: bool
+    sync_group_offsets: bool
+
+
+@dataclass(frozen=True)
+class MirrorPlan:
+    """The spec's mirrors: MirrorMaker 2's dedicated-mode properties (`mm2.properties`)."""
+
+    flows: tuple[MirrorFlowPlan, ...]
+    # The properties file's lines, escaped for java.util.Properties.
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AppPlan:
     app_id: str
     package: str
@@ -314,6 +359,9 @@ class AppPlan:
     spec_sha256: str
     # Where each store and internal topic comes from (kgen.evolution's lock and errors).
     state_origins: tuple[StateOrigin, ...] = ()
+    # Kafka Connect connectors and MirrorMaker 2 flows deployed next to the app.
+    connectors: tuple[ConnectorPlan, ...] = ()
+    mirror: MirrorPlan | None = None
 
     @property
     def third_party_imports(self) -> tuple[str, ...]:

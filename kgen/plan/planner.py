@@ -6,7 +6,7 @@ import re
 
 from kgen import __version__
 from kgen.codegen.fuse import Fuser, TopicFormats, function_alias
-from kgen.plan import graph, origins, windows
+from kgen.plan import connect, graph, origins, windows
 from kgen.plan.models import (
     AppPlan,
     EmitFunction,
@@ -268,6 +268,8 @@ def plan(loaded: LoadedSpec) -> AppPlan:
         spec_path=loaded.display_path,
         spec_sha256=loaded.sha256,
         state_origins=origins.state_origins(spec, g),
+        connectors=connect.connectors(spec),
+        mirror=connect.mirror(spec),
     )
 
 

@@ -568,6 +568,53 @@ class StoreConfig(Model):
     retention: Duration | None = None
 
 
+ConnectorKind = Literal["source", "sink"]
+ReplicationPolicy = Literal["default", "identity"]
+
+
+class Connector(Model):
+    """A Kafka Connect connector deployed next to the app (`python -m <app> connect apply`):
+    a source feeding topics the app reads, or a sink reading topics it writes."""
+
+    name: Name
+    # A short name kgen knows ("file-source", "file-sink", "debezium-postgres") or a Java class.
+    class_: str = Field(alias="class")
+    # Only for a class kgen does not know: whether it writes topics (source) or reads them.
+    kind: ConnectorKind | None = None
+    # The topics a source writes, when kgen cannot tell them from its config (a class it does
+    # not know, a routing transform). A sink's topics are its config's topics / topics.regex.
+    topics: list[str] | None = None
+    # The connector's config as Connect takes it; secrets as ${env:VAR} references.
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class MirrorCluster(Model):
+    """One cluster of a mirror: its MirrorMaker 2 alias and how to reach it."""
+
+    alias: Name
+    bootstrap_servers: str = Field(min_length=1)
+    # Client settings for this cluster (security), written as '<alias>.<key>'.
+    config: dict[str, str] = Field(default_factory=dict)
+
+
+class Mirror(Model):
+    """A MirrorMaker 2 flow: topics (and consumer groups' offsets) from `source` to `target`."""
+
+    source: MirrorCluster
+    target: MirrorCluster
+    # Regexes of the topics and consumer groups to mirror.
+    topics: list[str] = Field(min_length=1)
+    groups: list[str] = Field(default_factory=list)
+    # default: a mirrored topic is '<source alias>.<topic>' on the target; identity: same name.
+    replication_policy: ReplicationPolicy = "default"
+    # Checkpoints (the groups' offsets translated to the target) and, from them, the groups'
+    # committed offsets set on the target (MirrorMaker's defaults: true and false).
+    emit_checkpoints: bool = True
+    sync_group_offsets: bool = False
+    # More settings of this flow, written as '<source>-><target>.<key>'.
+    config: dict[str, str] = Field(default_factory=dict)
+
+
 class TestRecord(Model):
     topic: str
     key: Any = None
@@ -620,6 +667,9 @@ class Spec(Model):
     global_tables: list[GlobalTable] = Field(default_factory=list)
     stores: dict[str, StoreConfig] = Field(default_factory=dict)
     tests: list[TestCase] = Field(default_factory=list)
+    # Kafka Connect connectors and MirrorMaker 2 flows deployed next to the app.
+    connectors: list[Connector] = Field(default_factory=list)
+    mirrors: list[Mirror] = Field(default_factory=list)
 
     @field_validator("replication_factor")
     @classmethod

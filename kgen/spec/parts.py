@@ -23,8 +23,10 @@ from kgen.spec.models import REST_OF_DOCUMENT, Spec, Step
 
 # Top-level tables and arrays whose entries are validated, and left out, one by one.
 _KEYED = ("topics", "stores")
-_LISTED = ("streams", "tables", "global_tables", "tests")
+_LISTED = ("streams", "tables", "global_tables", "tests", "connectors", "mirrors")
 _ENTRIES = ("streams", "tables", "global_tables")
+# Entries whose strings, when they are left out, may be the reader or writer of a topic.
+_MENTIONING = (*_ENTRIES, "connectors")
 # A valid stand-in for an app name that is wrong: the checks skip what depends on it.
 _NO_APP = "app"
 
@@ -37,8 +39,8 @@ class Damage:
 
     # ('app',), ('topics', 'orders'), ('streams', 2), ...: where each part is in the file.
     parts: frozenset[Loc] = frozenset()
-    # Every string written in a left-out stream or table, or in an unknown top-level field (a
-    # misspelled [[stream]]): names they may read, write or define.
+    # Every string written in a left-out stream, table or connector, or in an unknown top-level
+    # field (a misspelled [[stream]]): names they may read, write or define.
     mentioned: frozenset[str] = frozenset()
     # The modules of `imports` when it was left out.
     imports: frozenset[str] = frozenset()
@@ -108,8 +110,16 @@ def validate_rest(data: dict[str, Any], errors: Sequence[ErrorDetails]) -> Parts
     mentioned = {
         text
         for p in parts
-        if p[0] in _ENTRIES or p[0] not in Spec.model_fields
+        if p[0] in _MENTIONING or p[0] not in Spec.model_fields
         for text in _strings(_at(data, p))
+    }
+    # A connector names its topics in comma-separated lists ("topics" = "a,b").
+    mentioned |= {
+        name.strip()
+        for p in parts
+        if p[0] == "connectors"
+        for text in _strings(_at(data, p))
+        for name in text.split(",")
     }
     imports = _at(data, ("imports",)) if ("imports",) in parts else None
     damage = Damage(

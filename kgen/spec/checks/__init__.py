@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kgen.spec.checks.base import Checks
+from kgen.spec.checks.connectors import check_connectors, check_mirrors
 from kgen.spec.checks.imports import check_imports
 from kgen.spec.checks.settings import check_app, check_topics
 from kgen.spec.checks.steps import check_global_tables, check_step, check_streams, check_tables
@@ -56,6 +57,8 @@ def check(
     check_stores(c)
     check_graph(c)
     check_tests(c)
+    check_connectors(c)
+    check_mirrors(c)
     # Leftovers are located in the file as it is, not in the spec without them.
     left = Checks(spec, where, damage, lookup)
     for leftover in leftovers:
