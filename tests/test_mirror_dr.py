@@ -16,7 +16,7 @@ Run twice: MirrorMaker at-least-once (the default) and with exactly-once source 
 Either way the move itself is at-least-once: MirrorMaker translates a committed offset to one
 past the last offset sync it kept at or before it, and it writes at most 10 syncs at a time
 (keeping the latest per partition while they are in flight), so after a burst the syncs are
-sparse and hundreds of records may be re-read on B (524-948 of 3,000 in four runs). Each run
+sparse and hundreds of records may be re-read on B (524-1,498 of 3,000 in five runs). Each run
 prints its figures (`-s`).
 """
 
