@@ -1,7 +1,8 @@
 """`python -m bench run --records N --repeat R --systems kgen,kafka-streams,quix,copy
 --workloads filter,transform,count,windowed-count,enrich [--commit-intervals default,100]`
 (quix does not run enrich); `python -m bench restore --records N`; `python -m bench failover
---keys N`; `python -m bench memory --partitions 6,24 --keys 10000,1000000`."""
+--keys N`; `python -m bench memory --partitions 6,24 --keys 10000,1000000`; `python -m bench mirror
+--records N`."""
 
 from __future__ import annotations
 
@@ -176,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import memory
 
         return memory.main(given[1:])
+    if given[:1] == ["mirror"]:
+        # Its own options (bench/mirror.py).
+        from bench import mirror
+
+        return mirror.main(given[1:])
     args = parser().parse_args(argv)
     shown = ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)]
     if args.command == "failover":
