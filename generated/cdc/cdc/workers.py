@@ -6,9 +6,9 @@ num.stream.threads: Python runs one thread of Python code at a time, so a core t
 This supervisor starts each worker as `python -m cdc <the same flags> --worker K`. A
 worker is an instance of the app like any other: a member of the consumer group with its own
 instance id (`<--instance-id>-wK`: static membership and transactional.id, stable across
-restarts so that worker K takes its own partitions back and fences its dead predecessor), its
-own state directory (`<--state-dir>/wK`) and HTTP port (`--http-port` + K). Workers share
-nothing but the app's stdout and stderr, where each tags its lines `[wK]`.
+restarts so that worker K takes its own partitions back and fences its dead predecessor),
+its own HTTP port (`--http-port` + K). Workers share nothing but the app's stdout and stderr,
+where each tags its lines `[wK]`.
 
 One exit code: SIGTERM or SIGINT reaches every worker, which finishes its batch, commits and
 exits. The app exits 0 when every worker did (so with --stop-when-idle it ends once its last
