@@ -30,8 +30,6 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:
         private = tempfile.mkdtemp(prefix=f"kgen-{worker}-")
-        # Traversable by PostgreSQL, which runs as its own user (kgen.postgres).
-        os.chmod(private, 0o755)
         os.environ["TMPDIR"] = private
         tempfile.tempdir = None
         config.stash[_PRIVATE_TMP] = private
