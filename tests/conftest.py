@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,28 +18,6 @@ from kgen.plan.planner import plan as make_plan
 from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (the README's test command runs `-n 2`), each worker process gets a
-    temporary directory of its own, and so do the apps it starts: an app run without
-    --state-dir keeps its stores in <tmp>/kgen-state/<app>/default, which two workers running
-    the same example app at once would otherwise share."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        private = tempfile.mkdtemp(prefix=f"kgen-{worker}-")
-        os.environ["TMPDIR"] = private
-        tempfile.tempdir = None
-        config.stash[_PRIVATE_TMP] = private
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    private = config.stash.get(_PRIVATE_TMP, None)
-    if private:
-        shutil.rmtree(private, ignore_errors=True)
-
-
-_PRIVATE_TMP = pytest.StashKey[str]()
 
 
 @dataclass(frozen=True)
