@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from kgen.postgres import LocalPostgres
 APP = Path(__file__).resolve().parent.parent / "generated" / "cdc"
 CONNECTOR = "shop-customers"
 EVENTS, TABLE = "shop.public.customers", "customers"
+RANDOM_CHANGES = 150
 
 
 def _records(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[Any]:
@@ -101,6 +103,39 @@ def test_cdc_keeps_the_table_with_tombstones(
             ({"id": 1}, {"id": 1, "name": "Ada", "email": "ada@lovelace.org"}),
             ({"id": 2}, None),
         ]
+        # Then random inserts, updates and deletes (seeded) in a few transactions: the table
+        # the app keeps in its topic must equal the database's, with one record per change.
+        rng = random.Random(14)
+        present, statements = {1}, []
+        for n in range(RANDOM_CHANGES):
+            row = rng.randint(1, 25)
+            email = f"'c{row}-{n}@example.com'"
+            if row not in present:
+                statements.append(f"INSERT INTO customers VALUES ({row}, 'c{row}', {email});")
+                present.add(row)
+            elif rng.random() < 0.3:
+                statements.append(f"DELETE FROM customers WHERE id = {row};")
+                present.discard(row)
+            else:
+                statements.append(f"UPDATE customers SET email = {email} WHERE id = {row};")
+        for start in range(0, len(statements), 40):
+            pg.execute("".join(statements[start : start + 40]))
+        rows = pg.execute("SELECT id, name, email FROM customers ORDER BY id")
+        expected = {}
+        for line in filter(None, rows.splitlines()):
+            row_id, name, email = line.split("|")
+            expected[int(row_id)] = {"id": int(row_id), "name": name, "email": email}
+        assert len(expected) >= 10, rows  # the seed leaves a table worth comparing
+        total = 4 + len(statements)
+        records = _records(connect_worker.bootstrap_servers, TABLE, total, timeout=90)
+        assert len(records) == total
+        table: dict[int, Any] = {}
+        for key, value in records:
+            if value is None:
+                table.pop(key["id"], None)
+            else:
+                table[key["id"]] = value
+        assert table == expected
     finally:
         if app is not None:
             app.send_signal(signal.SIGTERM)
