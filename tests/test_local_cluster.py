@@ -117,7 +117,9 @@ def test_plugin_fixtures_bring_their_own_broker(
     result = pytester.runpytest("-p", "kgen.pytest_plugin", "--strict-markers")
     result.assert_outcomes(passed=1)
     listed = pytester.runpytest("-p", "kgen.pytest_plugin", "--fixtures")
-    listed.stdout.fnmatch_lines(["kafka_bootstrap ?session scope? -- *", "restartable_kafka -- *"])
+    # Each on its own: the listing's order is pytest's, not the plugin's.
+    for line in ("kafka_bootstrap ?session scope? -- *", "restartable_kafka -- *"):
+        listed.stdout.fnmatch_lines([line])
 
 
 # --- a real 3-node cluster ----------------------------------------------------------------
