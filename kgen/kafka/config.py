@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from kgen import properties
+
 HOST = "127.0.0.1"
 NODE_ID = 1
 
@@ -177,6 +179,11 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\")
 
 
+def escape_key(key: str) -> str:
+    """`key` as written in a `.properties` file."""
+    return properties.key(key)
+
+
 def escape_value(value: str) -> str:
     """`value` as written in a `.properties` file (for the Connect and MirrorMaker configs)."""
-    return _escape(value)
+    return properties.value(value)

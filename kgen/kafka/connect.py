@@ -24,20 +24,16 @@ faster than scanning every class); for a plugin without them pass
 Connect runs at CONNECT_VERSION (4.3.1), not the broker's 4.4.0: see kgen.kafka.constants.
 """
 
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from kgen.kafka.config import HOST, escape_value
+from kgen.kafka.config import HOST, escape_key, escape_value
 from kgen.kafka.connect_jars import fetch_connect, fetch_plugins, find_plugin
 from kgen.kafka.connect_rest import ConnectClient
 from kgen.kafka.constants import CONNECT_MAIN, CONNECT_VERSION
 from kgen.kafka.errors import ConnectError, LocalKafkaError, ServiceStartError
-from kgen.kafka.jvm import JavaService
+from kgen.kafka.jvm import JavaComponent
 from kgen.kafka.net import free_ports, port_accepts
 from kgen.kafka.node import jvm_options
 from kgen.kafka.tools import require_java
@@ -81,7 +77,8 @@ def worker_properties(  # noqa: PLR0917 - every setting is named at its call sit
         "rest.advertised.host.name": HOST,
         "rest.advertised.port": str(port),
         "rest.advertised.listener": "http",
-        "plugin.path": ",".join(str(path) for path in plugin_path),
+        # Connect refuses an empty plugin.path: none when only its own connectors are wanted.
+        **({"plugin.path": ",".join(str(path) for path in plugin_path)} if plugin_path else {}),
         # Source offsets committed every second, not every minute: a restarted worker (or a
         # test reading the offsets topic) sees where the source stood a moment ago.
         "offset.flush.interval.ms": "1000",
@@ -92,13 +89,16 @@ def worker_properties(  # noqa: PLR0917 - every setting is named at its call sit
         **(overrides or {}),
     }
     lines = [f"# Written by kgen for a Kafka Connect {CONNECT_VERSION} worker."]
-    lines += [f"{key}={escape_value(value)}" for key, value in settings.items()]
+    lines += [f"{escape_key(key)}={escape_value(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 
 
-class ConnectWorker:
+class ConnectWorker(JavaComponent):
     """A Connect worker JVM with its config and logs under `work_dir` (a temporary directory
     removed by `stop()` when not given). See the module docstring."""
+
+    MAIN_CLASS = CONNECT_MAIN
+    WORK_DIR_PREFIX = "kgen-connect-"
 
     def __init__(
         self,
@@ -115,25 +115,15 @@ class ConnectWorker:
     ) -> None:
         for name in plugins:
             find_plugin(name)  # an unknown name fails here, not after a JVM start
+        super().__init__(work_dir, JVM_OPTIONS, stop_with_parent)
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self._plugins = tuple(plugins)
         self._plugin_path = tuple(Path(path) for path in plugin_path)
-        self._owns_work_dir = work_dir is None
-        self._work_dir = None if work_dir is None else Path(work_dir)
         self._requested_port = port
         self._port: int | None = None
         self._replication_factor = replication_factor
         self._overrides = dict(worker_config or {})
-        self._stop_with_parent = stop_with_parent
-        self._service: JavaService | None = None
-
-    @property
-    def work_dir(self) -> Path:
-        """`worker.properties`, `log4j2.xml` and `logs/`; a temporary one made on first use."""
-        if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="kgen-connect-"))
-        return self._work_dir
 
     @property
     def port(self) -> int:
@@ -151,20 +141,6 @@ class ConnectWorker:
     def client(self) -> ConnectClient:
         """A client of the REST API."""
         return ConnectClient(self.url)
-
-    @property
-    def log_file(self) -> Path:
-        """The worker's log4j output."""
-        return self._java.log_file
-
-    @property
-    def pid(self) -> int | None:
-        """The worker JVM's pid while it runs."""
-        return self._java.pid
-
-    def is_running(self) -> bool:
-        """True while the worker JVM is alive."""
-        return self._service is not None and self._service.is_running()
 
     def required_connectors(self) -> list[str]:
         """The connector classes `start()` waits for: Connect's file connectors and those of
@@ -202,49 +178,6 @@ class ConnectWorker:
                 raise
             break
         return self.url
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the worker (it stops its connectors and leaves the group), SIGKILL after
-        `timeout`. A temporary `work_dir` is removed; the worker's topics stay on the cluster.
-        """
-        if self._service is not None:
-            self._service.stop(timeout)
-        if self._owns_work_dir and self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
-            self._service = None
-
-    def kill(self) -> None:
-        """SIGKILL the worker, as a crash would."""
-        if self._service is not None:
-            self._service.kill()
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the worker's console and log."""
-        return self._java.log_tail(lines)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def _java(self) -> JavaService:
-        if self._service is None:
-            self._service = JavaService(
-                self.work_dir,
-                main_class=CONNECT_MAIN,
-                jvm=JVM_OPTIONS,
-                stop_with_parent=self._stop_with_parent,
-            )
-        return self._service
 
     @property
     def _properties_file(self) -> Path:

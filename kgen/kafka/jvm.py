@@ -1,10 +1,15 @@
 """`JavaService`: one long-running JVM of a Kafka component (a Connect worker, MirrorMaker 2)
-with its log4j log and console output in a directory, started detached from the terminal."""
+with its log4j log and console output in a directory, started detached from the terminal;
+`JavaComponent`: the base of the classes that run one."""
 
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from kgen.kafka.config import log4j2_config
 from kgen.kafka.node import terminate_child
@@ -116,3 +121,85 @@ class JavaService:
             if text:
                 parts.append(f"--- {path} (last lines) ---\n{text}")
         return "\n".join(parts)
+
+
+class JavaComponent:
+    """What a Connect worker and MirrorMaker share: a JVM (`MAIN_CLASS`) with its config and
+    logs under `work_dir` (a temporary directory, removed by `stop()`, when not given), and
+    the context-manager protocol. Subclasses implement `start()`."""
+
+    MAIN_CLASS = ""
+    WORK_DIR_PREFIX = "kgen-java-"
+
+    def __init__(self, work_dir: Path | None, jvm: Sequence[str], stop_with_parent: bool) -> None:
+        self._owns_work_dir = work_dir is None
+        self._work_dir = None if work_dir is None else Path(work_dir)
+        self._jvm = tuple(jvm)
+        self._stop_with_parent = stop_with_parent
+        self._service: JavaService | None = None
+
+    @property
+    def work_dir(self) -> Path:
+        """Its config, `log4j2.xml` and `logs/`; a temporary one made on first use."""
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix=self.WORK_DIR_PREFIX))
+        return self._work_dir
+
+    @property
+    def log_file(self) -> Path:
+        """The JVM's log4j output."""
+        return self._java.log_file
+
+    @property
+    def pid(self) -> int | None:
+        """The JVM's pid while it runs."""
+        return self._java.pid
+
+    def is_running(self) -> bool:
+        """True while the JVM is alive."""
+        return self._service is not None and self._service.is_running()
+
+    def start(self, timeout: float = 90.0) -> object:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the JVM (it shuts down cleanly), SIGKILL after `timeout`. A temporary
+        `work_dir` is removed."""
+        if self._service is not None:
+            self._service.stop(timeout)
+        if self._owns_work_dir and self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
+            self._service = None
+
+    def kill(self) -> None:
+        """SIGKILL the JVM, as a crash would."""
+        if self._service is not None:
+            self._service.kill()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the JVM's console and log."""
+        return self._java.log_tail(lines)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def _java(self) -> JavaService:
+        if self._service is None:
+            self._service = JavaService(
+                self.work_dir,
+                main_class=self.MAIN_CLASS,
+                jvm=self._jvm,
+                stop_with_parent=self._stop_with_parent,
+            )
+        return self._service

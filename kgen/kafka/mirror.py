@@ -9,19 +9,15 @@ on Connect's classpath), given the settings of an `mm2.properties`.
 minute) and one replica for every topic MirrorMaker creates; any key can be overridden.
 """
 
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from kgen.kafka.config import escape_value
+from kgen.kafka.config import escape_key, escape_value
 from kgen.kafka.connect_jars import fetch_connect
 from kgen.kafka.constants import CONNECT_VERSION, MIRROR_MAKER_MAIN
 from kgen.kafka.errors import ServiceStartError
-from kgen.kafka.jvm import JavaService
+from kgen.kafka.jvm import JavaComponent
 from kgen.kafka.node import jvm_options
 from kgen.kafka.tools import require_java
 
@@ -87,10 +83,13 @@ def mirror_properties(
     }
 
 
-class MirrorMaker:
+class MirrorMaker(JavaComponent):
     """A dedicated MirrorMaker 2 JVM with `mm2.properties` and logs under `work_dir` (a
     temporary directory removed by `stop()` when not given). `clusters` limits it to the
     flows into those target aliases (`--clusters`); by default it runs every enabled flow."""
+
+    MAIN_CLASS = MIRROR_MAKER_MAIN
+    WORK_DIR_PREFIX = "kgen-mirror-"
 
     def __init__(
         self,
@@ -100,31 +99,9 @@ class MirrorMaker:
         clusters: Sequence[str] = (),
         stop_with_parent: bool = True,
     ) -> None:
+        super().__init__(work_dir, JVM_OPTIONS, stop_with_parent)
         self.properties = dict(properties)
         self._clusters = tuple(clusters)
-        self._owns_work_dir = work_dir is None
-        self._work_dir = None if work_dir is None else Path(work_dir)
-        self._stop_with_parent = stop_with_parent
-        self._service: JavaService | None = None
-
-    @property
-    def work_dir(self) -> Path:
-        """`mm2.properties`, `log4j2.xml` and `logs/`; a temporary one made on first use."""
-        if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="kgen-mirror-"))
-        return self._work_dir
-
-    @property
-    def log_file(self) -> Path:
-        """MirrorMaker's log4j output (every herder and connector of it)."""
-        return self._java.log_file
-
-    @property
-    def pid(self) -> int | None:
-        return self._java.pid
-
-    def is_running(self) -> bool:
-        return self._service is not None and self._service.is_running()
 
     def start(self, timeout: float = 90.0) -> None:
         """Fetch Connect's jars if needed, start MirrorMaker and wait until it has started
@@ -150,41 +127,6 @@ class MirrorMaker:
                 raise self._start_error(f"did not start within {timeout:g}s")
             time.sleep(POLL_INTERVAL_S)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM MirrorMaker (it stops its herders cleanly), SIGKILL after `timeout`."""
-        if self._service is not None:
-            self._service.stop(timeout)
-        if self._owns_work_dir and self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
-            self._service = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        return self._java.log_tail(lines)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def _java(self) -> JavaService:
-        if self._service is None:
-            self._service = JavaService(
-                self.work_dir,
-                main_class=MIRROR_MAKER_MAIN,
-                jvm=JVM_OPTIONS,
-                stop_with_parent=self._stop_with_parent,
-            )
-        return self._service
-
     def _start_error(self, problem: str) -> ServiceStartError:
         return ServiceStartError(
             f"MirrorMaker 2 (Kafka Connect {CONNECT_VERSION}) {problem} "
@@ -195,5 +137,5 @@ class MirrorMaker:
 
 def _render(properties: Mapping[str, str]) -> str:
     lines = ["# Written by kgen for MirrorMaker 2 (dedicated mode)."]
-    lines += [f"{key}={escape_value(value)}" for key, value in properties.items()]
+    lines += [f"{escape_key(key)}={escape_value(value)}" for key, value in properties.items()]
     return "\n".join(lines) + "\n"

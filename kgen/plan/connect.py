@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from kgen import properties
 from kgen.plan.models import ConnectorPlan, MirrorFlowPlan, MirrorPlan
 from kgen.spec import Connector, Mirror, Spec, connect
 
@@ -101,7 +102,7 @@ def mirror(spec: Spec) -> MirrorPlan | None:
         # Secrets stay references in the file: MirrorMaker resolves them when it starts.
         settings.append(("config.providers", ",".join(providers)))
         settings += [(f"config.providers.{p}.class", _PROVIDER_CLASSES[p]) for p in providers]
-    lines = tuple(f"{_key(k)} = {_value(v)}" for k, v in settings)
+    lines = tuple(f"{properties.key(k)} = {properties.value(v)}" for k, v in settings)
     return MirrorPlan(tuple(flows), lines)
 
 
@@ -121,24 +122,3 @@ def _flow(m: Mirror) -> MirrorFlowPlan:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
-
-
-def _key(key: str) -> str:
-    """A java.util.Properties key: '\\', whitespace, ':', '=', '#' and '!' escaped."""
-    out = key.replace("\\", "\\\\")
-    for ch in " :=#!":
-        out = out.replace(ch, "\\" + ch)
-    return _controls(out)
-
-
-def _value(value: str) -> str:
-    """A java.util.Properties value: '\\' escaped, and a leading blank (which the reader
-    would drop)."""
-    out = value.replace("\\", "\\\\")
-    if out[:1] in (" ", "\t"):
-        out = "\\" + out
-    return _controls(out)
-
-
-def _controls(text: str) -> str:
-    return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t").replace("\f", "\\f")
