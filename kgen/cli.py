@@ -161,9 +161,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.cdc:
+        from kgen.demo_cdc import run_cdc_demo
+
+        return run_cdc_demo(Path(args.spec or "specs/cdc.toml"), Path(args.generated))
     from kgen.demo import run_demo
 
-    return run_demo(Path(args.spec), Path(args.generated))
+    return run_demo(Path(args.spec or "specs/payments.toml"), Path(args.generated))
 
 
 def cmd_kafka(args: argparse.Namespace) -> int:
@@ -177,10 +181,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
 
         return connect_cli.cmd_fetch_connect()
     if args.kafka_command == "start":
-        return kafka_cli.cmd_start(args.port, args.brokers, secure=args.secure)
+        return kafka_cli.cmd_start(
+            args.port, args.brokers, secure=args.secure, cluster=args.cluster
+        )
     if args.kafka_command == "stop":
-        return kafka_cli.cmd_stop()
-    return kafka_cli.cmd_status()
+        return kafka_cli.cmd_stop(args.cluster)
+    return kafka_cli.cmd_status(args.cluster)
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
@@ -294,8 +300,16 @@ def parser() -> argparse.ArgumentParser:
         description="Start a local Kafka (or use $KGEN_BOOTSTRAP_SERVERS), build the spec, feed "
         "sample records, run the app and print what it wrote.",
     )
-    m.add_argument("spec", nargs="?", default="specs/payments.toml")
+    m.add_argument(
+        "spec", nargs="?", help="the spec (default: specs/payments.toml; with --cdc specs/cdc.toml)"
+    )
     m.add_argument("--generated", default="generated")
+    m.add_argument(
+        "--cdc",
+        action="store_true",
+        help="change data capture instead: PostgreSQL -> Debezium on a Kafka Connect worker -> "
+        "the cdc app -> its compacted table, beside the database's",
+    )
     m.set_defaults(func=cmd_demo)
 
     k = sub.add_parser(
@@ -325,8 +339,16 @@ def parser() -> argparse.ArgumentParser:
         help="a single broker with TLS (its own CA), SASL/SCRAM-SHA-512 and ACLs (no access "
         "without one, admin a super user); prints the admin's client settings",
     )
-    ksub.add_parser("stop", help="stop the broker or cluster started by `kgen kafka start`")
-    ksub.add_parser("status", help="exit 0 and print the address if it runs")
+    kstop = ksub.add_parser("stop", help="stop the broker or cluster started by `kgen kafka start`")
+    kstatus = ksub.add_parser("status", help="exit 0 and print the address if it runs")
+    for command in (ks, kstop, kstatus):
+        command.add_argument(
+            "--cluster",
+            default="",
+            metavar="NAME",
+            help="a named broker or cluster apart from the default one, with its own storage "
+            "and port (e.g. a second cluster to mirror to)",
+        )
     k.set_defaults(func=cmd_kafka)
 
     mm = sub.add_parser(

@@ -18,31 +18,33 @@ from confluent_kafka import Producer
 
 from kgen import topics
 from kgen.codegen import emit, render
+from kgen.plan.models import AppPlan
 from kgen.plan.planner import plan as make_plan
 from kgen.spec.errors import SpecInvalid
 from kgen.spec.load import load_spec
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(f"[kgen demo] {text}", flush=True)
 
 
-def _bootstrap(stack: ExitStack) -> str:
+def bootstrap_servers(stack: ExitStack) -> str:
+    """$KGEN_BOOTSTRAP_SERVERS, else a local broker started here and stopped by `stack`."""
     existing = os.environ.get("KGEN_BOOTSTRAP_SERVERS")
     if existing:
-        _say(f"using the brokers in KGEN_BOOTSTRAP_SERVERS: {existing}")
+        say(f"using the brokers in KGEN_BOOTSTRAP_SERVERS: {existing}")
         return existing
     from kgen.kafka import LocalKafka, fetch, is_fetched
 
     if not is_fetched():
-        _say("fetching the Kafka broker jars with Maven (first run only)...")
+        say("fetching the Kafka broker jars with Maven (first run only)...")
     fetch()
     broker = LocalKafka()
-    _say("starting a local single-node Kafka (KRaft)...")
+    say("starting a local single-node Kafka (KRaft)...")
     bootstrap = broker.start()
     stack.callback(broker.stop)
-    stack.callback(_say, "local Kafka stopped")
-    _say(f"Kafka is up at {bootstrap}")
+    stack.callback(say, "local Kafka stopped")
+    say(f"Kafka is up at {bootstrap}")
     return bootstrap
 
 
@@ -50,31 +52,48 @@ def _show(value: Any) -> str:
     return "null" if value is None else repr(value)
 
 
-def run_demo(spec_path: Path, generated: Path) -> int:
+def build(spec_path: Path, generated: Path) -> tuple[AppPlan, Path] | None:
+    """Build `spec_path` into `generated/<package>`: its plan and the app's directory; None
+    (the errors printed) for an invalid spec."""
     try:
         loaded = load_spec(spec_path)
     except SpecInvalid as exc:
         print(exc.format(), file=sys.stderr)
-        return 1
+        return None
     plan = make_plan(loaded)
     app_dir = generated / plan.package
     changed = emit.write(render.render(plan), app_dir)
-    _say(f"built {loaded.display_path} -> {app_dir}/ ({len(changed)} files changed)")
+    say(f"built {loaded.display_path} -> {app_dir}/ ({len(changed)} files changed)")
+    return plan, app_dir
+
+
+def reset_topics(bootstrap: str, plan: AppPlan) -> None:
+    """The app's topics fresh (with their spec config, e.g. compaction) and no committed
+    offsets of its group, so a rerun shows this run's records only."""
+    topics.recreate_topics(bootstrap, {}, groups=[plan.app_id])
+    for t in plan.topics:
+        topics.recreate_topics(bootstrap, {t.name: t.partitions or 1}, config=dict(t.config))
+
+
+def run_demo(spec_path: Path, generated: Path) -> int:
+    built = build(spec_path, generated)
+    if built is None:
+        return 1
+    plan, app_dir = built
     inputs = [r for case in plan.tests for r in case.inputs]
     if not inputs:
-        _say("the spec declares no test cases, so there is no sample data to feed")
+        say("the spec declares no test cases, so there is no sample data to feed")
         return 1
 
     with ExitStack() as stack:
-        bootstrap = _bootstrap(stack)
+        bootstrap = bootstrap_servers(stack)
         # The app's own settings module knows its formats; import it from the generated folder.
         sys.path.insert(0, str(app_dir.resolve()))
         serde = __import__(f"{plan.package}.serde", fromlist=["SERIALIZERS"])
-        wanted = {t.name: t.partitions or 1 for t in plan.topics}
-        topics.recreate_topics(bootstrap, wanted, groups=[plan.app_id])
+        reset_topics(bootstrap, plan)
         formats = {t.name: t for t in plan.topics}
         producer = Producer({"bootstrap.servers": bootstrap})
-        _say(f"producing {len(inputs)} sample records:")
+        say(f"producing {len(inputs)} sample records:")
         for r in inputs:
             t = formats[r.topic]
             print(f"    {r.topic:<20} key={_show(r.key)} value={_show(r.value)}")
@@ -87,9 +106,7 @@ def run_demo(spec_path: Path, generated: Path) -> int:
         producer.flush(30)
         del producer
 
-        _say(
-            f"running: python -m {plan.package} --bootstrap-servers {bootstrap} --stop-when-idle 3"
-        )
+        say(f"running: python -m {plan.package} --bootstrap-servers {bootstrap} --stop-when-idle 3")
         env = {**os.environ, "PYTHONPATH": str(app_dir.resolve())}
         result = subprocess.run(
             [
@@ -107,12 +124,12 @@ def run_demo(spec_path: Path, generated: Path) -> int:
             check=False,
         )
         if result.returncode != 0:
-            _say(f"the app exited with {result.returncode}")
+            say(f"the app exited with {result.returncode}")
             return 1
 
         deserializers = serde.DESERIALIZERS
         outputs = [t for t in plan.topics if t.is_sink or t.is_dead_letter]
-        _say("what the app wrote (read_committed):")
+        say("what the app wrote (read_committed):")
         for t in outputs:
             records = topics.read_committed(bootstrap, t.name)
             key_fmt = "bytes" if t.is_dead_letter else t.key_format

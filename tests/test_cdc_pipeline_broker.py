@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
+from kgen import topics
 from kgen.kafka.connect import ConnectWorker
 from kgen.postgres import LocalPostgres
 
@@ -58,6 +59,10 @@ def test_cdc_keeps_the_table_with_tombstones(
     connect_worker: ConnectWorker, local_postgres: LocalPostgres
 ) -> None:
     pg = local_postgres
+    # Other tests (the CDC demo, generated/cdc's own) use the same topics and group.
+    bootstrap = connect_worker.bootstrap_servers
+    topics.recreate_topics(bootstrap, {EVENTS: 1}, ["cdc"])
+    topics.recreate_topics(bootstrap, {TABLE: 1}, config={"cleanup.policy": "compact"})
     pg.execute(
         "CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);"
         "INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com');"

@@ -328,6 +328,18 @@ def _kgen_kafka(command: str, env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+def _kgen(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m kgen kafka ARGS`, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "kgen", "kafka", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 @pytest.mark.broker
 def test_cli_broker_outlives_start(tmp_path: Path) -> None:
     # A private run dir, but the shared jar cache (no second Maven run).
@@ -348,6 +360,29 @@ def test_cli_broker_outlives_start(tmp_path: Path) -> None:
         assert (status.returncode, status.stdout.strip()) == (0, bootstrap)
         metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
         assert metadata.brokers
+        # A second, named one beside it (to mirror to): its own storage, port and record.
+        try:
+            backup = _kgen(env, "start", "--cluster", "backup")
+            assert backup.returncode == 0, backup.stderr
+            second = backup.stdout.strip()
+            assert second.startswith("127.0.0.1:") and second != bootstrap
+            assert (tmp_path / "kafka" / "run-backup" / "data").is_dir()
+            status = _kgen(env, "status", "--cluster", "backup")
+            assert (status.returncode, status.stdout.strip()) == (0, second)
+            backup_admin = AdminClient({"bootstrap.servers": second})  # alive for the future
+            backup_admin.create_topics([NewTopic("only-on-backup", 1, 1)])[
+                "only-on-backup"
+            ].result()
+            topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+            assert "only-on-backup" not in topics
+        finally:
+            stopped = _kgen(env, "stop", "--cluster", "backup")
+            assert stopped.returncode == 0, stopped.stderr
+        assert _kgen(env, "status", "--cluster", "backup").returncode == 1
+        status = _kgen_kafka("status", env)  # the default one is untouched
+        assert (status.returncode, status.stdout.strip()) == (0, bootstrap)
+        refused = _kgen(env, "start", "--cluster", "Bad Name")
+        assert refused.returncode == 1 and "--cluster takes a name" in refused.stderr
     finally:
         stopped = _kgen_kafka("stop", env)
         assert stopped.returncode == 0, stopped.stderr

@@ -1,5 +1,6 @@
 """Functions behind `kgen kafka fetch|start|stop|status`; each returns an exit code."""
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from kgen.kafka.runstate import (
 from kgen.kafka.security import Security
 
 STOP_TIMEOUT_S = 30.0
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def cmd_fetch() -> int:
@@ -37,12 +39,19 @@ def cmd_fetch() -> int:
     return 0
 
 
-def cmd_start(port: int | None, brokers: int = 1, *, secure: bool = False) -> int:
+def cmd_start(
+    port: int | None, brokers: int = 1, *, secure: bool = False, cluster: str = ""
+) -> int:
     """Start a detached broker, or a cluster of `brokers` nodes (or find the running one);
     print its bootstrap servers. Without `port`, the port of the last run is reused when free.
     With `secure`, a single broker with TLS, SASL/SCRAM and ACLs; the client settings of its
-    admin go to stderr (the password as a file to read, never its text).
+    admin go to stderr (the password as a file to read, never its text). `cluster` names a
+    broker or cluster apart from the default one (a second cluster to mirror to, say).
     """
+    if cluster and not _NAME.fullmatch(cluster):
+        return _fail(
+            f"--cluster takes a name of lower-case letters, digits, '-' and '_', not {cluster!r}"
+        )
     if secure and brokers != 1:
         return _fail("--secure starts a single broker; it does not combine with --brokers")
     if brokers < 1:
@@ -51,8 +60,8 @@ def cmd_start(port: int | None, brokers: int = 1, *, secure: bool = False) -> in
         return _fail("--port is for a single broker; a cluster's nodes pick their own ports")
     try:
         # Serialises concurrent `start`/`stop` so two brokers never share run/data.
-        with file_lock(run_dir() / ".lock"):
-            current = running_broker()
+        with file_lock(run_dir(cluster) / ".lock"):
+            current = running_broker(cluster)
             if current is not None:
                 if (
                     (port is not None and port != current.port)
@@ -63,16 +72,17 @@ def cmd_start(port: int | None, brokers: int = 1, *, secure: bool = False) -> in
                 bootstrap = current.bootstrap_servers
                 security_dir = current.security_dir
             elif brokers == 1:
-                bootstrap, security_dir = _start_detached(port, secure=secure)
+                bootstrap, security_dir = _start_detached(port, secure=secure, cluster=cluster)
             else:
-                bootstrap, security_dir = _start_cluster(brokers), ""
+                bootstrap, security_dir = _start_cluster(brokers, cluster), ""
     except BrokerStartError as exc:
         return _fail(exc.summary)
     except (LocalKafkaError, OSError) as exc:
         return _fail(exc)
     # stdout carries only the address, so `export X=$(kgen kafka start)` works; hint on stderr.
     print(bootstrap)
-    _note(f"export {BOOTSTRAP_ENV}={bootstrap}")
+    if not cluster:
+        _note(f"export {BOOTSTRAP_ENV}={bootstrap}")
     if security_dir:
         for line in client_settings(Security(Path(security_dir))):
             _note(line)
@@ -94,12 +104,12 @@ def client_settings(security: Security) -> list[str]:
     ]
 
 
-def cmd_stop() -> int:
+def cmd_stop(cluster: str = "") -> int:
     """Stop the detached broker or cluster; succeeds when none is running."""
     try:
-        with file_lock(run_dir() / ".lock"):
-            current = running_broker()
-            clear_state()
+        with file_lock(run_dir(cluster) / ".lock"):
+            current = running_broker(cluster)
+            clear_state(cluster)
             if current is None:
                 _note("no kgen Kafka broker is running")
                 return 0
@@ -114,9 +124,9 @@ def cmd_stop() -> int:
     return 0
 
 
-def cmd_status() -> int:
+def cmd_status(cluster: str = "") -> int:
     """Exit 0 and print the address when the detached broker or cluster runs, 1 otherwise."""
-    current = running_broker()
+    current = running_broker(cluster)
     if current is None:
         _note("no kgen Kafka broker is running")
         return 1
@@ -128,11 +138,13 @@ def cmd_status() -> int:
     return 0
 
 
-def _start_detached(port: int | None, *, secure: bool = False) -> tuple[str, str]:
-    clear_state()
+def _start_detached(
+    port: int | None, *, secure: bool = False, cluster: str = ""
+) -> tuple[str, str]:
+    clear_state(cluster)
     fetch(progress=_note)
     # The data dir remembers the last port; LocalKafka takes it again when it is free.
-    data_dir = run_secure_dir() if secure else run_data_dir()
+    data_dir = run_secure_dir(cluster) if secure else run_data_dir(cluster)
     broker = LocalKafka(data_dir=data_dir, port=port, stop_with_parent=False, secure=secure)
     bootstrap = broker.start()
     pid = broker.pid
@@ -148,15 +160,18 @@ def _start_detached(port: int | None, *, secure: bool = False) -> tuple[str, str
             kafka_version=KAFKA_VERSION,
             pids=(pid,),
             security_dir=security_dir,
-        )
+        ),
+        cluster,
     )
     return bootstrap, security_dir
 
 
-def _start_cluster(brokers: int) -> str:
-    clear_state()
+def _start_cluster(brokers: int, name: str = "") -> str:
+    clear_state(name)
     fetch(progress=_note)
-    cluster = LocalKafkaCluster(brokers, data_dir=run_cluster_dir(brokers), stop_with_parent=False)
+    cluster = LocalKafkaCluster(
+        brokers, data_dir=run_cluster_dir(brokers, name), stop_with_parent=False
+    )
     bootstrap = cluster.start()
     pids = [cluster.pid(node_id) for node_id in cluster.node_ids]
     if None in pids:
@@ -171,7 +186,8 @@ def _start_cluster(brokers: int) -> str:
             data_dir=str(cluster.data_dir),
             kafka_version=KAFKA_VERSION,
             pids=node_pids,
-        )
+        ),
+        name,
     )
     return bootstrap
 

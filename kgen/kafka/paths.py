@@ -24,9 +24,10 @@ def libs_dir() -> Path:
     return kafka_home() / "libs"
 
 
-def run_dir() -> Path:
-    """State and data of the broker started by `kgen kafka start`."""
-    return cache_root() / "kafka" / "run"
+def run_dir(cluster: str = "") -> Path:
+    """State and data of the broker started by `kgen kafka start` (`--cluster NAME`: of that
+    named one, apart from the default's: its own storage, port and record)."""
+    return cache_root() / "kafka" / (f"run-{cluster}" if cluster else "run")
 
 
 def connect_home() -> Path:

@@ -37,35 +37,35 @@ class RunState:
         return self.pids or (self.pid,)
 
 
-def state_file() -> Path:
+def state_file(cluster: str = "") -> Path:
     """`<cache>/kafka/run/broker.json`."""
-    return run_dir() / "broker.json"
+    return run_dir(cluster) / "broker.json"
 
 
-def run_data_dir() -> Path:
+def run_data_dir(cluster: str = "") -> Path:
     """Storage, config and logs of the detached broker; kept across stop/start, and with
     them the port it last ran on (`ports.json`), which the next start reuses when free."""
-    return run_dir() / "data"
+    return run_dir(cluster) / "data"
 
 
-def run_secure_dir() -> Path:
+def run_secure_dir(cluster: str = "") -> Path:
     """The secured detached broker's: kept like the plain one's, with its CA, certificate and
     admin password (a plain broker's storage has no SCRAM credentials, so it is apart)."""
-    return run_dir() / "secure"
+    return run_dir(cluster) / "secure"
 
 
-def run_cluster_dir(brokers: int) -> Path:
+def run_cluster_dir(brokers: int, cluster: str = "") -> Path:
     """The nodes' directories of the detached `brokers`-node cluster; kept like the broker's.
 
     One per size: the nodes of a cluster are formatted for a quorum of exactly that many.
     """
-    return run_dir() / f"cluster-{brokers}"
+    return run_dir(cluster) / f"cluster-{brokers}"
 
 
-def read_state() -> RunState | None:
+def read_state(cluster: str = "") -> RunState | None:
     """The recorded broker, or None when there is no (readable) record."""
     try:
-        raw = json.loads(state_file().read_text(encoding="utf-8"))
+        raw = json.loads(state_file(cluster).read_text(encoding="utf-8"))
         return RunState(
             pid=int(raw["pid"]),
             port=int(raw["port"]),
@@ -79,24 +79,24 @@ def read_state() -> RunState | None:
         return None
 
 
-def write_state(state: RunState) -> None:
+def write_state(state: RunState, cluster: str = "") -> None:
     """Record `state` atomically (a reader never sees half a file)."""
-    path = state_file()
+    path = state_file(cluster)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
     os.replace(partial, path)
 
 
-def clear_state() -> None:
+def clear_state(cluster: str = "") -> None:
     """Forget the recorded broker."""
     with contextlib.suppress(FileNotFoundError):
-        state_file().unlink()
+        state_file(cluster).unlink()
 
 
-def running_broker() -> RunState | None:
+def running_broker(cluster: str = "") -> RunState | None:
     """The recorded broker or cluster if any of its nodes still runs (and still is that node)."""
-    state = read_state()
+    state = read_state(cluster)
     if state is None or not live_pids(state):
         return None
     return state
