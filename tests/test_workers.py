@@ -258,6 +258,29 @@ def test_workers_sigterm_and_one_exit_code(kafka_bootstrap: str, tmp_path: Path)
     assert "every worker has stopped; exit code 1" in text
 
 
+@pytest.mark.broker
+def test_more_workers_than_partitions_still_stop_when_idle(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Three workers on two partitions: the one the group gives nothing counts its idle time
+    too, so --stop-when-idle ends the whole app (it used to wait forever for partitions)."""
+    bootstrap, group = kafka_bootstrap, "payments-workers-idle"
+    topics.recreate_topics(bootstrap, {"payment": 2, "unknown-payment": 2}, groups=[group])
+    topics.produce_all(bootstrap, "payment", ((b"unknown", b"%d" % i) for i in range(300)))
+    app = build_example("payments", group, tmp_path)
+    log = tmp_path / "idle.log"
+    run = start_app(app, bootstrap, log, "--workers", "3", "--stop-when-idle", "3")
+    try:
+        assert run.wait(120) == 0, log.read_text()[-4000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    text = log.read_text()
+    assert text.count("no input for 3.0 s: stopping") == 3, text[-4000:]
+    assert ": assigned: none" in text, text[-4000:]  # the worker the group gave nothing
+    assert _committed(bootstrap, group, 2) == 300
+
+
 def test_each_worker_has_its_own_ids_state_dir_and_port() -> None:
     """What the supervisor's flags become in each worker (wordcount: RocksDB stores)."""
     code = """

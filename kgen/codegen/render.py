@@ -5,6 +5,7 @@ A pure function: nothing touches the disk here, so `build` and `check` share eve
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -130,7 +131,10 @@ def doc(value: object) -> str:
     return _printable(str(value).replace("\\", "\\\\").replace('"', '\\"'))
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
+    """One environment per process: it compiles each template once (and reloads a template
+    whose file changed)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -160,6 +164,7 @@ def render(plan: AppPlan) -> dict[str, str]:
         "describe_text": describe.text(plan),
         "mermaid": describe.mermaid(plan),
         "acls": acls.required(plan),
+        "connect_acls": acls.connect_required(plan),
     }
     files: dict[str, str] = {}
     for template, target in FILES:
@@ -187,7 +192,7 @@ def render(plan: AppPlan) -> dict[str, str]:
         path = target.format(pkg=plan.package)
         text = env.get_template(template).render(header=_header_for(plan, path), **context)
         if path.endswith(".py"):
-            text = black.format_str(text, mode=BLACK_MODE)
+            text = _black(text)
         files[path] = text
     # Each connector's config, as the Connect REST API takes it (JSON has no comments: no
     # header; the README and connect.py say where they come from).
@@ -197,6 +202,13 @@ def render(plan: AppPlan) -> dict[str, str]:
     # accepted so far.
     files[lock.FILE] = lock.dumps(lock.from_plan(plan))
     return dict(sorted(files.items()))
+
+
+@functools.lru_cache(maxsize=2048)
+def _black(text: str) -> str:
+    """black is deterministic: a text formatted once (by `check` and the golden tests in one
+    process, say) is not formatted again."""
+    return black.format_str(text, mode=BLACK_MODE)
 
 
 def _header_for(plan: AppPlan, path: str) -> str:

@@ -20,6 +20,7 @@ No IDEMPOTENT_WRITE on the cluster: since Kafka 3.0 (KIP-679) an idempotent prod
 initialise with WRITE on any topic, which every app has.
 """
 
+import json
 from dataclasses import dataclass
 
 from kgen.plan.models import AppPlan
@@ -125,3 +126,36 @@ def required(plan: AppPlan) -> tuple[Acl, ...]:
     why = "--group-protocol consumer: reads and sets the group's session time-out"
     add("GROUP", "LITERAL", plan.app_id, ("ALTER_CONFIGS",), why, when=CONSUMER_PROTOCOL)
     return tuple(acls)
+
+
+def connect_required(plan: AppPlan) -> tuple[Acl, ...]:
+    """The ACLs the Kafka Connect worker's principal needs for the spec's connectors: a
+    source writes its topics (and creates them when its config sets `topic.creation.*`), a
+    sink reads its topics in the group `connect-<name>` (unless `consumer.override.group.id`),
+    a dead-letter queue is written (and created). The worker's own group and internal topics
+    depend on its config, not the spec: the generated `acls --connect` adds them."""
+    acls: list[Acl] = []
+    for connector in plan.connectors:
+        config = json.loads(connector.json)
+        who = f"{connector.kind} connector {connector.name}"
+        creates = any(key.startswith("topic.creation.") for key in config)
+        for topic in connector.topics:
+            if connector.kind == "source":
+                acls.append(Acl("TOPIC", "LITERAL", topic, "WRITE", f"written by {who}"))
+                if creates:
+                    why = f"created by the worker for {who} (topic.creation.*)"
+                    acls.append(Acl("TOPIC", "LITERAL", topic, "CREATE", why))
+            else:
+                acls.append(Acl("TOPIC", "LITERAL", topic, "READ", f"read by {who}"))
+        if connector.kind == "sink":
+            group = config.get("consumer.override.group.id", f"connect-{connector.name}")
+            acls.append(Acl("GROUP", "LITERAL", group, "READ", f"the consumer group of {who}"))
+            dead_letters = config.get("errors.deadletterqueue.topic.name")
+            if dead_letters:
+                why = f"the dead-letter queue of {who}"
+                acls.append(Acl("TOPIC", "LITERAL", dead_letters, "WRITE", why))
+                acls.append(Acl("TOPIC", "LITERAL", dead_letters, "CREATE", why))
+    unique: dict[tuple[str, str, str, str], Acl] = {}
+    for acl in acls:
+        unique.setdefault((acl.resource_type, acl.pattern_type, acl.name, acl.operation), acl)
+    return tuple(unique.values())

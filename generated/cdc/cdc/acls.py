@@ -10,6 +10,10 @@ ids are PREFIXED on "<app id>-", as Kafka Streams documents. With `--guarantee
 at_least_once` no transactional id is needed; with `--group-protocol consumer` the app also
 sets its group's session time-out (ALTER_CONFIGS on the group); with `--num-standby-replicas`
 above 0 its standby consumer looks its group up (DESCRIBE).
+
+With `--connect` the set is the Kafka Connect worker's instead, for the spec's connectors: what
+each connector reads and writes, and the worker's own group and internal topics (`--worker-group`,
+`--worker-topics`: its group.id and its config, offset and status storage topics).
 """
 
 from __future__ import annotations
@@ -67,6 +71,47 @@ ACLS: tuple[Acl, ...] = (
         "consumer-protocol",
     ),
 )
+# The Connect worker's, for the spec's connectors (`acls --connect`).
+CONNECT_ACLS: tuple[Acl, ...] = (
+    Acl(
+        "TOPIC",
+        "LITERAL",
+        "shop.public.customers",
+        "WRITE",
+        "written by source connector shop-customers",
+        "",
+    ),
+    Acl(
+        "TOPIC",
+        "LITERAL",
+        "shop.public.customers",
+        "CREATE",
+        "created by the worker for source connector shop-customers (topic.creation.*)",
+        "",
+    ),
+)
+WORKER_GROUP, WORKER_TOPICS = "connect-cluster", (
+    "connect-configs",
+    "connect-offsets",
+    "connect-status",
+)
+
+
+def connect_needed(
+    worker_group: str = WORKER_GROUP, worker_topics: Sequence[str] = WORKER_TOPICS
+) -> list[Acl]:
+    """The Connect worker's ACLs: its group, its internal topics (created at its first start:
+    CREATE; read and written), then the connectors'. No DESCRIBE_CONFIGS: a worker that may not
+    read its topics' cleanup.policy logs so and goes on."""
+    acls = [Acl("GROUP", "LITERAL", worker_group, "READ", "the Connect workers' group", "")]
+    for topic in worker_topics:
+        for operation in ("CREATE", "READ", "WRITE"):
+            acls.append(
+                Acl("TOPIC", "LITERAL", topic, operation, "the worker's internal topic", "")
+            )
+    return acls + list(CONNECT_ACLS)
+
+
 # The error of a request the authorizer refused, and the kind of resource it names.
 DENIED = {
     KafkaError.TOPIC_AUTHORIZATION_FAILED: "TOPIC",
@@ -215,6 +260,21 @@ def parser() -> argparse.ArgumentParser:
         help="the app's (default %(default)s)",
     )
     p.add_argument(
+        "--connect",
+        action="store_true",
+        help="the Kafka Connect worker's ACLs for the spec's connectors instead of the app's",
+    )
+    p.add_argument(
+        "--worker-group",
+        default=WORKER_GROUP,
+        help="with --connect: the workers' group.id (default %(default)s)",
+    )
+    p.add_argument(
+        "--worker-topics",
+        default=",".join(WORKER_TOPICS),
+        help="with --connect: the workers' config, offset and status storage topics (default %(default)s)",
+    )
+    p.add_argument(
         "--bootstrap-servers",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         or os.environ.get("KGEN_BOOTSTRAP_SERVERS"),
@@ -240,9 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--principal takes TYPE:NAME, e.g. User:{args.principal}")
     acls = needed(args.guarantee, args.group_protocol)
     doing = "would create" if args.dry_run else ("creating" if args.apply else "needs")
-    print(
-        f"# {APP_ID} ({args.guarantee}, {args.group_protocol} group protocol) {doing} {len(acls)} ACLs for {args.principal}:"
-    )
+    who = f"{APP_ID} ({args.guarantee}, {args.group_protocol} group protocol)"
+    if args.connect:
+        acls = connect_needed(
+            args.worker_group, [t.strip() for t in args.worker_topics.split(",") if t.strip()]
+        )
+        who = f"the Kafka Connect worker (group {args.worker_group}) with {APP_ID}'s connectors"
+    print(f"# {who} {doing} {len(acls)} ACLs for {args.principal}:")
     for acl in acls:
         print(
             f"ALLOW {args.principal} {acl.operation} {acl.resource_type} {acl.pattern_type} {acl.name}  # {acl.why}"

@@ -227,6 +227,9 @@ class Runner(Recovery, Rebalancing):
         self.rebalanced = False
         # The current assignment, as of the last rebalance callback (None: ask the consumer).
         self.assigned: list[TopicPartition] | None = None
+        # A member of the group that the last rebalance gave nothing (more instances or workers
+        # than partitions): its idle time counts towards --stop-when-idle.
+        self.member_without_partitions = False
         # Set while the loop must go back to the last commit before it reads on.
         self.broken: KafkaError | None = None
         self.broken_since = 0.0
@@ -409,11 +412,12 @@ class Runner(Recovery, Rebalancing):
                 self.metrics.sample(self.consumer, self.stores)
             if (
                 got
-                or not self.consumer.assignment()
+                or (not self.consumer.assignment() and not self.member_without_partitions)
                 or self.unreachable_since is not None
                 or self.tasks.buffered()
             ):
-                # Idle time counts only while there are partitions to read from a reachable cluster.
+                # Idle time counts only while there are partitions to read (or none to be had)
+                # from a reachable cluster.
                 self.last_input = now
             if now >= next_report:
                 rate = (self.processed - reported) / (now - next_report + REPORT_EVERY_S)

@@ -240,9 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(f"--principal takes TYPE:NAME, e.g. User:{args.principal}")
     acls = needed(args.guarantee, args.group_protocol)
     doing = "would create" if args.dry_run else ("creating" if args.apply else "needs")
-    print(
-        f"# {APP_ID} ({args.guarantee}, {args.group_protocol} group protocol) {doing} {len(acls)} ACLs for {args.principal}:"
-    )
+    who = f"{APP_ID} ({args.guarantee}, {args.group_protocol} group protocol)"
+    print(f"# {who} {doing} {len(acls)} ACLs for {args.principal}:")
     for acl in acls:
         print(
             f"ALLOW {args.principal} {acl.operation} {acl.resource_type} {acl.pattern_type} {acl.name}  # {acl.why}"

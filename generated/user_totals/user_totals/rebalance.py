@@ -146,6 +146,7 @@ class Rebalancing:
         consumer: Consumer
         rebalanced: bool
         assigned: list[TopicPartition] | None
+        member_without_partitions: bool
         broken: KafkaError | None
         positions: list[TopicPartition]
         rebalances: dict[str, int]
@@ -163,6 +164,7 @@ class Rebalancing:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalanced = True
         self.assigned = None
+        self.member_without_partitions = not partitions and not consumer.assignment()
         log.info("assigned: %s", _names(partitions))
         if self.broken is None:
             # Incremental (consumer protocol): partitions are added to those this instance
@@ -182,6 +184,7 @@ class Rebalancing:
         # Commit what was processed while we still own the partitions.
         self.rebalanced = True
         self.assigned = None
+        self.member_without_partitions = False
         log.info("revoked: %s", _names(partitions))
         self.rebalances["revoked"] += 1
         if self.broken is None:
