@@ -39,8 +39,8 @@ class RunResult:
     seconds: float  # from launch to the last input offset committed
     startup_s: float  # from launch to the first offset committed
     rate: float  # input records per second, end to end
-    peak_rss_mib: float  # VmHWM of the process, just before it was stopped
-    cpu_s: float  # user + system CPU time of the process (all its threads)
+    peak_rss_mib: float  # VmHWM of the process (plus its children's), just before it was stopped
+    cpu_s: float  # user + system CPU time of the process (all its threads) and its children
     broker_cpu_s: float | None  # the broker JVM's CPU time over the same interval, if known
     machine_busy: float  # share of all cores busy over the interval (0..1)
     exit_code: int
@@ -67,9 +67,17 @@ class RunFailed(Exception):
 
 
 def process_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of a live process (all threads), from /proc/<pid>/stat."""
+    """User + system CPU seconds of a live process (all threads) and of its live descendants
+    (a `--workers` supervisor's workers), from /proc/<pid>/stat; None if `pid` is gone."""
     if pid is None:
         return None
+    own = _cpu_s(pid)
+    if own is None:
+        return None
+    return own + sum(_cpu_s(child) or 0.0 for child in descendants(pid))
+
+
+def _cpu_s(pid: int) -> float | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -80,8 +88,32 @@ def process_cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def descendants(pid: int) -> list[int]:
+    """The live descendants of `pid` (children of every thread, recursively)."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                pids = [int(child) for child in children.read_text().split()]
+            except OSError:
+                continue
+            found += pids
+            pending += pids
+    return found
+
+
 def peak_rss_kib(pid: int) -> int | None:
-    """VmHWM (peak resident set) of a live process, from /proc/<pid>/status."""
+    """VmHWM (peak resident set) of a live process plus those of its live descendants: for a
+    process tree (a `--workers` app) an upper bound of its peak, as the peaks may not meet."""
+    own = _peak_rss_kib(pid)
+    if own is None:
+        return None
+    return own + sum(_peak_rss_kib(child) or 0 for child in descendants(pid))
+
+
+def _peak_rss_kib(pid: int) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:

@@ -179,10 +179,12 @@ class KgenAtLeastOnce(Kgen):
 
 class KgenWorkers2(Kgen):
     """The same app in two processes (`--workers 2`): what a second core buys, next to `kgen`.
-    The peak RSS reported is the supervisor's only, not its workers'."""
+    CPU and peak RSS are the process tree's: the supervisor's and its workers'."""
 
     name = "kgen-workers-2"
-    description = "the same app, --workers 2 (two processes, one group); rss: the supervisor's"
+    description = (
+        "the same app, --workers 2 (two processes, one group); cpu and rss: supervisor and workers"
+    )
     extra_args = ("--workers", "2")
 
 

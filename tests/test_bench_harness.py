@@ -4,10 +4,13 @@ commit interval, and the copy baseline without librdkafka's 1 s fetch back-off."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from bench import report
-from bench.measure import RunResult, _Progress
+from bench.measure import RunResult, _Progress, descendants, peak_rss_kib, process_cpu_s
 from bench.systems import Copy, KafkaStreamsTuned, Quix100
 from bench.workloads import WORKLOADS
 
@@ -84,3 +87,41 @@ def test_the_copy_baseline_fetches_again_after_10_ms_not_1_s() -> None:
     # A setting given on the command line comes after it, so it wins.
     argv = Copy(["fetch.queue.backoff.ms=500"]).launch(WORKLOADS["filter"], "x:1").argv
     assert argv.index("fetch.queue.backoff.ms=500") > argv.index("fetch.queue.backoff.ms=10")
+
+
+def test_cpu_and_rss_cover_a_supervisors_workers() -> None:
+    """A parent that only waits and a child that spins (as `--workers` runs): the CPU measured
+    for the parent's pid includes the child's, and so does the peak RSS."""
+    spin = (
+        "import time\nend = time.process_time() + 1.5\n"
+        "while time.process_time() < end: pass\ntime.sleep(30)"
+    )
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}])",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            children = descendants(parent.pid)
+            cpu = process_cpu_s(parent.pid)
+            assert cpu is not None
+            if children and cpu >= 1.5:
+                break
+            assert time.monotonic() < deadline, (children, cpu)
+            time.sleep(0.1)
+        assert len(children) == 1
+        own = Path(f"/proc/{parent.pid}/status").read_text()
+        parent_hwm = int(
+            next(line for line in own.splitlines() if line.startswith("VmHWM:")).split()[1]
+        )
+        total = peak_rss_kib(parent.pid)
+        assert total is not None and total > parent_hwm
+    finally:
+        parent.kill()
+        parent.wait()
+        for child in children:
+            subprocess.run(["kill", "-9", str(child)], check=False)
