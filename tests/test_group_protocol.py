@@ -97,9 +97,19 @@ def test_an_incremental_assignment_commits_the_kept_partitions_first(app: App) -
             calls.commits += 1
             self.dirty = False
 
-    loop = Loop()
-    loop._on_assign(None, [])
+    class Consumer:
+        owned: list[object] = []  # noqa: RUF012 (what the consumer holds)
+
+        def assignment(self) -> list[object]:
+            return self.owned
+
+    loop, consumer = Loop(), Consumer()
+    loop._on_assign(consumer, [])
     assert calls.commits == 1 and loop.rebalanced and loop.assigned is None
+    # Given nothing and holding nothing: a member without partitions (its idle time counts).
+    assert loop.member_without_partitions
     loop.broken = object()  # going back to the last commit anyway: nothing to commit
-    loop._on_assign(None, [])
+    consumer.owned = ["a partition kept"]
+    loop._on_assign(consumer, [])
     assert calls.commits == 1
+    assert not loop.member_without_partitions
