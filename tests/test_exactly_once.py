@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from example_apps import build_example, committed_offsets, start_app
 
 from kgen import topics
@@ -36,17 +37,31 @@ def _committed(bootstrap: str) -> int:
 
 
 def _kill_mid_stream(bootstrap: str, app: subprocess.Popen[bytes], above: int) -> int:
-    """SIGKILL the app as soon as it has committed more than `above` records, but not all."""
+    """SIGKILL the app as soon as it has committed more than `above` records, but not all.
+
+    One consumer asks for the group's offsets throughout: a new one per look must find the
+    coordinator first (up to a second on a loaded machine), long enough for the restarted app
+    to get through all 300,000 records between two looks (it happened once in CI)."""
+    watcher = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False}
+    )
+    partitions = [TopicPartition("payment", p) for p in range(PARTITIONS)]
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        done = _committed(bootstrap)
-        if done > above:
-            app.send_signal(signal.SIGKILL)
-            app.wait(30)
-            assert done < RECORDS, "the app finished before it could be killed mid-stream"
-            return done
-        assert app.poll() is None, "the app exited on its own"
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                done = sum(max(tp.offset, 0) for tp in watcher.committed(partitions, timeout=10))
+            except KafkaException:
+                done = 0  # the coordinator is not ready yet: look again
+            if done > above:
+                app.send_signal(signal.SIGKILL)
+                app.wait(30)
+                assert done < RECORDS, "the app finished before it could be killed mid-stream"
+                return done
+            assert app.poll() is None, "the app exited on its own"
+            time.sleep(0.02)
+    finally:
+        watcher.close()
     raise AssertionError("the app made no progress within 120 s")
 
 
