@@ -190,3 +190,21 @@ def test_builds_are_identical_across_runs_cwd_and_hash_seeds(
         assert a == expected, f"{package}: a build in another directory differs from the render"
         for rel, data in a.items():
             assert str(tmp_path).encode() not in data, f"{package}/{rel} names the build folder"
+
+
+def test_black_in_worker_processes_writes_what_black_here_writes(
+    monkeypatch: pytest.MonkeyPatch, rendered: Rendered
+) -> None:
+    """A build formats its new texts in worker processes, and reuses what it formatted for
+    another app: neither changes a byte. Every file of a spec, formatted again here, one by one
+    with black and its header on, is what the build wrote; and a build with no workers (one
+    core) and nothing remembered writes the same."""
+    name = "orders-with-products.toml"
+    _, files = rendered[name]
+    for path, text in files.items():
+        if path.endswith(".py"):
+            assert render.black.format_str(text, mode=render.BLACK_MODE) == text, path
+    plan = make_plan(load_spec(ROOT / "specs" / name, display_path=f"specs/{name}"))
+    monkeypatch.setattr(render, "_FORMATTED", {})
+    monkeypatch.setattr(render, "_pool", lambda: None)
+    assert render.render(plan) == files

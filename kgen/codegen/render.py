@@ -8,6 +8,10 @@ from __future__ import annotations
 import functools
 import json
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +171,7 @@ def render(plan: AppPlan) -> dict[str, str]:
         "connect_acls": acls.connect_required(plan),
     }
     files: dict[str, str] = {}
+    python: dict[str, tuple[str, str]] = {}  # path -> (header lines, the rest)
     for template, target in FILES:
         if template == "app/tests/test_state.py.j2" and not plan.stores:
             continue
@@ -190,10 +195,13 @@ def render(plan: AppPlan) -> dict[str, str]:
         if template in TASKS_ONLY and not plan.task_groups:
             continue  # no sub-topology reads several topics: records go in fetch order
         path = target.format(pkg=plan.package)
-        text = env.get_template(template).render(header=_header_for(plan, path), **context)
+        head = _header_for(plan, path)
+        text = env.get_template(template).render(header=head, **context)
         if path.endswith(".py"):
-            text = _black(text)
-        files[path] = text
+            python[path] = _split(text, head)
+        else:
+            files[path] = text
+    files.update(_format(python))
     # Each connector's config, as the Connect REST API takes it (JSON has no comments: no
     # header; the README and connect.py say where they come from).
     for connector in plan.connectors:
@@ -204,11 +212,65 @@ def render(plan: AppPlan) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-@functools.lru_cache(maxsize=2048)
+def _split(text: str, head: str) -> tuple[str, str]:
+    """A Python file's header (two comment lines naming the spec) and the rest: black leaves
+    the header as it is, and it is all that differs between many apps' copies of a file."""
+    if head and text.startswith(head + "\n"):
+        return head + "\n", text[len(head) + 1 :]
+    return "", text
+
+
+# black's output per input text (black is deterministic): the same file of another app with
+# the same features, or `check` and the golden tests in one process, is formatted once.
+_FORMATTED: dict[str, str] = {}
+_FORMATTED_MAX = 4096
+# Below this many texts to format, a worker process costs more than it saves.
+_POOL_MIN = 4
+
+
+def _format(python: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """black on every file's text after its header: new texts in worker processes, one per
+    core (black takes ~80% of a build), the output identical to formatting them one by one."""
+    new = sorted({body for _, body in python.values()} - _FORMATTED.keys())
+    done: list[str] | None = None
+    if len(new) >= _POOL_MIN and (pool := _pool()) is not None:
+        try:
+            done = list(pool.map(_black, new))
+        except (OSError, BrokenProcessPool):
+            _pool.cache_clear()  # the next build makes another pool
+    if done is None:
+        done = [_black(text) for text in new]
+    if len(_FORMATTED) + len(new) > _FORMATTED_MAX:
+        _FORMATTED.clear()
+    _FORMATTED.update(zip(new, done, strict=True))
+    return {path: head + _FORMATTED[body] for path, (head, body) in python.items()}
+
+
 def _black(text: str) -> str:
-    """black is deterministic: a text formatted once (by `check` and the golden tests in one
-    process, say) is not formatted again."""
     return black.format_str(text, mode=BLACK_MODE)
+
+
+@functools.cache
+def _pool() -> ProcessPoolExecutor | None:
+    """Workers for black, made on the first build that needs them and kept for the process
+    (its later builds: `kgen build` of many specs, a test session). None on one core, or
+    where processes cannot be made (then black runs here)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return None
+    methods = multiprocessing.get_all_start_methods()
+    # forkserver: workers forked from a clean server, not from a process that may run
+    # threads (a test session's Kafka clients); spawn where there is no forkserver.
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    try:
+        return ProcessPoolExecutor(min(cores or 1, 8), mp_context=context)
+    except (OSError, ValueError, NotImplementedError):
+        return None
+
+
+# A forked child (a test's own process pool, say) cannot use its parent's workers: it makes
+# its own when it builds.
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def _header_for(plan: AppPlan, path: str) -> str:
