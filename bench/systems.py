@@ -473,6 +473,15 @@ class Quix100(Quix):
         return super().launch(workload, bootstrap)
 
 
+class KgenPatched(Kgen):
+    """The same app with the `--kgen-patch` diffs applied: a proposed change of the templates,
+    run beside the unpatched `kgen` in the same rounds (alternating, same broker), so the
+    ratio to kgen is the change's effect."""
+
+    name = "kgen-patched"
+    description = "the same app with --kgen-patch applied (a proposed template change)"
+
+
 SYSTEMS: dict[str, type[System]] = {
     s.name: s
     for s in (
@@ -484,6 +493,7 @@ SYSTEMS: dict[str, type[System]] = {
         Copy,
         KgenAtLeastOnce,
         KgenWorkers2,
+        KgenPatched,
     )
 }
 
@@ -495,14 +505,20 @@ def make_systems(
     patches: Iterable[Path] = (),
 ) -> list[System]:
     """Systems by name, in the order given; `app_args` go to the kgen apps' command line and
-    `patches` are applied to the kgen apps after they are generated."""
+    `patches` are applied to the kgen apps after they are generated: to `kgen-patched` alone
+    when it runs (the others are the baseline), else to every kgen app."""
+    names = list(names)
+    patches = tuple(patches)
+    if KgenPatched.name in names and not patches:
+        raise ValueError(f"{KgenPatched.name} needs --kgen-patch: the change to measure")
     out: list[System] = []
     for name in names:
         if name not in SYSTEMS:
             raise ValueError(f"unknown system {name!r}; known: {', '.join(SYSTEMS)}")
         cls = SYSTEMS[name]
         if issubclass(cls, Kgen):
-            out.append(cls(client_config, shlex.split(app_args), patches))
+            patched = cls is KgenPatched or KgenPatched.name not in names
+            out.append(cls(client_config, shlex.split(app_args), patches if patched else ()))
         else:
             out.append(cls(client_config))
     return out

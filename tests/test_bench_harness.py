@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bench import report
 from bench.measure import RunResult, _Progress, descendants, peak_rss_kib, process_cpu_s
-from bench.systems import Copy, KafkaStreamsTuned, Quix100
+from bench.systems import Copy, KafkaStreamsTuned, Quix100, make_systems
 from bench.workloads import WORKLOADS
 
 
@@ -125,3 +127,20 @@ def test_cpu_and_rss_cover_a_supervisors_workers() -> None:
         parent.wait()
         for child in children:
             subprocess.run(["kill", "-9", str(child)], check=False)
+
+
+def test_kgen_patched_runs_the_patch_beside_an_unpatched_kgen(tmp_path: Path) -> None:
+    """With `kgen-patched` among the systems only it gets the diffs (kgen is the baseline in
+    the same rounds); without it every kgen app does, as before; without a diff it is
+    refused."""
+    diff = tmp_path / "change.patch"
+    both = make_systems(["kgen", "kgen-patched", "kgen-alo"], patches=[diff])
+    assert [(s.name, getattr(s, "patches", None)) for s in both] == [
+        ("kgen", ()),
+        ("kgen-patched", (diff,)),
+        ("kgen-alo", ()),
+    ]
+    alone = make_systems(["kgen", "kgen-alo"], patches=[diff])
+    assert [getattr(s, "patches", None) for s in alone] == [(diff,), (diff,)]
+    with pytest.raises(ValueError, match="kgen-patched needs --kgen-patch"):
+        make_systems(["kgen", "kgen-patched"])
