@@ -65,6 +65,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -99,8 +101,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "impression-outcomes",
                             serialize_json(v7),
                             jk3,
-                            timestamp=ts6,
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            ts6,
+                            msg.headers(),
                         )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)
@@ -130,8 +135,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "impression-outcomes",
                             serialize_json(v14),
                             jk10,
-                            timestamp=ts13,
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            ts13,
+                            msg.headers(),
                         )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)

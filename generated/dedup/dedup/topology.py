@@ -97,8 +97,11 @@ def _forward_dedup_process(
             "unique-events",
             serialize_json(value),
             serialize_string(key),
-            timestamp=ts,
-            headers=headers,
+            -1,
+            None,
+            None,
+            ts,
+            headers,
         )
     except Exception as exc:  # the spec's error policy decides
         fail(exc, at)

@@ -113,11 +113,13 @@ class TopologyTestDriver:
     def _produce(
         self,
         topic: str,
-        value: str | bytes | None,
-        key: str | bytes | None,
-        *,
-        timestamp: int,
-        headers: Headers | None,
+        value: str | bytes | None = None,
+        key: str | bytes | None = None,
+        partition: int = -1,  # one partition per topic here
+        callback: None = None,
+        on_delivery: None = None,
+        timestamp: int = 0,
+        headers: Headers | None = None,
     ) -> None:
         if timestamp < 0:
             raise ValueError(f"invalid timestamp {timestamp}")

@@ -90,6 +90,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -121,8 +123,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                                     "order-items",
                                     serialize_json(v5),
                                     serialize_string(k4),
-                                    timestamp=msg.timestamp()[1],
-                                    headers=msg.headers(),
+                                    -1,
+                                    None,
+                                    None,
+                                    msg.timestamp()[1],
+                                    msg.headers(),
                                 )
                             except Exception as exc:  # the spec's error policy decides
                                 ctx.on_error(msg, exc, at)
@@ -136,8 +141,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                                 "large-orders",
                                 serialize_json(v2),
                                 serialize_string(k3),
-                                timestamp=msg.timestamp()[1],
-                                headers=msg.headers(),
+                                -1,
+                                None,
+                                None,
+                                msg.timestamp()[1],
+                                msg.headers(),
                             )
                         else:
                             at = "sizes.small-to"
@@ -145,8 +153,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                                 "small-orders",
                                 serialize_json(v2),
                                 serialize_string(k3),
-                                timestamp=msg.timestamp()[1],
-                                headers=msg.headers(),
+                                -1,
+                                None,
+                                None,
+                                msg.timestamp()[1],
+                                msg.headers(),
                             )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)
@@ -158,8 +169,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "order-totals-cents",
                             serialize_long(v6),
                             serialize_string(k3),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            msg.timestamp()[1],
+                            msg.headers(),
                         )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)
@@ -176,8 +190,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "all-returns",
                             serialize_json(v9),
                             msg.key(),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            msg.timestamp()[1],
+                            msg.headers(),
                         )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)
@@ -194,8 +211,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "all-returns",
                             serialize_json(v12),
                             msg.key(),
-                            timestamp=msg.timestamp()[1],
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            msg.timestamp()[1],
+                            msg.headers(),
                         )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)

@@ -68,6 +68,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -116,8 +118,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                         "orders-priced",
                         serialize_json(j6),
                         msg.key(),
-                        timestamp=msg.timestamp()[1],
-                        headers=msg.headers(),
+                        -1,
+                        None,
+                        None,
+                        msg.timestamp()[1],
+                        msg.headers(),
                     )
         except Exception as exc:  # the spec's error policy decides
             ctx.on_error(msg, exc, at)

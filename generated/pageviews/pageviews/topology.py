@@ -63,6 +63,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -88,8 +90,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                             "pageviews-views-per-minute-repartition",
                             msg.value(),
                             serialize_string(k3),
-                            timestamp=ts2,
-                            headers=msg.headers(),
+                            -1,
+                            None,
+                            None,
+                            ts2,
+                            msg.headers(),
                         )
             elif topic == "pageviews-views-per-minute-repartition":
                 at = "views-count"
@@ -123,9 +128,11 @@ def _emit_views_per_minute(
             "views-per-minute",
             serialize_long(new),
             key,
-            timestamp=ts,
-            headers=None,
-            partition=ctx.partition_of("views-per-minute", key[:-8]),
+            ctx.partition_of("views-per-minute", key[:-8]),
+            None,
+            None,
+            ts,
+            None,
         )
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("views-per-minute", part, key, new, exc, at)

@@ -240,14 +240,8 @@ class RecordCollector:
     def send_changelog(
         self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
     ) -> None:
-        self.producer.produce(
-            topic,
-            value,
-            key,
-            partition=partition,
-            timestamp=timestamp,
-            on_delivery=self.on_delivery,
-        )
+        # Positional, as in the topology: keyword arguments cost ~250 ns a call.
+        self.producer.produce(topic, value, key, partition, None, self.on_delivery, timestamp)
 
 
 def _client_error(exc: SystemError) -> KafkaException:

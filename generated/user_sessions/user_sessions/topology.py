@@ -118,9 +118,11 @@ def _emit_user_sessions(ctx: Context, part: int, key: bytes, old: Any, new: Any,
             "user-sessions",
             serialize_json(new),
             key,
-            timestamp=ts,
-            headers=None,
-            partition=ctx.partition_of("user-sessions", key[:-16]),
+            ctx.partition_of("user-sessions", key[:-16]),
+            None,
+            None,
+            ts,
+            None,
         )
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("user-sessions", part, key, new, exc, at)

@@ -58,6 +58,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -76,8 +78,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                         "user-totals-user-totals-repartition",
                         msg.value(),
                         serialize_string(k2),
-                        timestamp=msg.timestamp()[1],
-                        headers=msg.headers(),
+                        -1,
+                        None,
+                        None,
+                        msg.timestamp()[1],
+                        msg.headers(),
                     )
             elif topic == "user-totals-user-totals-repartition":
                 at = "totals-aggregate"
@@ -105,7 +110,7 @@ def _emit_user_totals(ctx: Context, part: int, key: bytes, old: Any, new: Any, t
     produce = ctx.produce
     try:
         at = "totals-to"
-        produce("user-totals", serialize_json(new), key, timestamp=ts, headers=None)
+        produce("user-totals", serialize_json(new), key, -1, None, None, ts, None)
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("user-totals", part, key, new, exc, at)
 

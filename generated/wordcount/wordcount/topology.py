@@ -62,6 +62,8 @@ class Context(Protocol):
 def process(records: Sequence[Message], ctx: Context) -> None:
     """Run one consumed batch through the topology, in order. A failing step hands the record
     to the error policy, naming itself (`at`); sibling paths still get the record."""
+    # Called by position: (topic, value, key, partition, callback, on_delivery, timestamp,
+    # headers), see errors.Produce.
     produce = ctx.produce
     at = ""
     for msg in records:
@@ -83,8 +85,11 @@ def process(records: Sequence[Message], ctx: Context) -> None:
                                 "wordcount-word-counts-repartition",
                                 serialize_string(v2),
                                 serialize_string(k3),
-                                timestamp=msg.timestamp()[1],
-                                headers=msg.headers(),
+                                -1,
+                                None,
+                                None,
+                                msg.timestamp()[1],
+                                msg.headers(),
                             )
                     except Exception as exc:  # the spec's error policy decides
                         ctx.on_error(msg, exc, at)
@@ -107,7 +112,7 @@ def _emit_word_counts(ctx: Context, part: int, key: bytes, old: Any, new: Any, t
     produce = ctx.produce
     try:
         at = "words-to"
-        produce("word-counts", serialize_long(new), key, timestamp=ts, headers=None)
+        produce("word-counts", serialize_long(new), key, -1, None, None, ts, None)
     except Exception as exc:  # the spec's error policy decides
         ctx.on_update_error("word-counts", part, key, new, exc, at)
 
