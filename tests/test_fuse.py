@@ -18,8 +18,9 @@ from kgen.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# How a produced record gets its input record's timestamp and headers in fused code.
-META = "timestamp=msg.timestamp()[1], headers=msg.headers()"
+# How a produced record gets its input record's timestamp and headers in fused code: after the
+# key, by position, the partition (-1: the partitioner), two callbacks (None), then those two.
+META = "-1, None, None, msg.timestamp()[1], msg.headers()"
 
 UDFS = '''
 """User functions of the test spec: plain Python, imported by the generated topology."""
