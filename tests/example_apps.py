@@ -32,14 +32,19 @@ def build_example(name: str, app_id: str, out: Path) -> Path:
     return app_dir
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
-    """The group's committed offset per partition (-1001: none), as the broker reports it.
+def committed_offsets(
+    bootstrap: str, group: str, topic: str, partitions: int, watcher: Consumer | None = None
+) -> list[int]:
+    """The group's committed offset per partition (-1001: none), as the broker reports it;
+    asked through `watcher` when given (a consumer of the group that never joins it: one kept
+    for many looks answers in milliseconds, a new one takes long enough for a fast app to get
+    far ahead).
 
     Retries for up to 120 s while the group coordinator is not ready (a fresh broker creates
     its offsets topic on first use) or a pending transaction holds the answer (right after a
     broker restart, until the app's recovery or the transaction time-out resolves it: on a
     loaded machine two 30 s waits were not enough once in CI)."""
-    consumer = Consumer(
+    consumer = watcher or Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )
     deadline = time.monotonic() + 120
@@ -64,7 +69,8 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
                     raise
                 time.sleep(0.2)
     finally:
-        consumer.close()
+        if watcher is None:
+            consumer.close()
 
 
 def kill_at_thresholds(
@@ -80,18 +86,26 @@ def kill_at_thresholds(
     returns the counts seen at the kills. Bounded: 180 s a run."""
     group, topic, partitions = progress
     kills = []
-    for threshold in thresholds:
-        app = start_app(app_dir, bootstrap, log, *args)
-        deadline = time.monotonic() + 180
-        while True:
-            done = sum(max(o, 0) for o in committed_offsets(bootstrap, group, topic, partitions))
-            if done >= threshold:
-                break
-            assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.05)
-        os.kill(app.pid, signal.SIGKILL)
-        app.wait(30)
-        kills.append(done)
+    watcher = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        committed_offsets(bootstrap, group, topic, partitions, watcher)  # connected before
+        for threshold in thresholds:
+            app = start_app(app_dir, bootstrap, log, *args)
+            deadline = time.monotonic() + 180
+            while True:
+                offsets = committed_offsets(bootstrap, group, topic, partitions, watcher)
+                done = sum(max(o, 0) for o in offsets)
+                if done >= threshold:
+                    break
+                assert app.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
+                time.sleep(0.05)
+            os.kill(app.pid, signal.SIGKILL)
+            app.wait(30)
+            kills.append(done)
+    finally:
+        watcher.close()
     return kills
 
 

@@ -263,6 +263,24 @@ def test_an_abort_costs_one_line_not_one_per_record(
     assert collector.take_counts() == (0, 0)
 
 
+def test_changelog_records_report_their_delivery_under_exactly_once(build_app: BuildApp) -> None:
+    """Under exactly-once the producer has no delivery callback of its own (other records need
+    none); each changelog record carries one, and its reports give the changelog offsets a
+    store's checkpoint claims (without them every reopened store restores its whole changelog).
+    Here without a broker: the report is the record's time-out, counted."""
+    text = (ROOT / "specs" / "wordcount.toml").read_text(encoding="utf-8")
+    app = build_app(text.replace('app = "wordcount"', 'app = "changelog-reports"'), "reports")
+    collector = app.module("collector").RecordCollector(
+        {"bootstrap.servers": "127.0.0.1:9", "message.timeout.ms": 200}, True
+    )
+    collector.start()
+    collector.send_changelog("changelog-reports-word-counts-changelog", 0, b"k", b"1", 1)
+    deadline = time.monotonic() + 10
+    while collector.failed_deliveries == 0 and time.monotonic() < deadline:
+        collector.producer.poll(0.1)
+    assert collector.take_counts() == (1, 0)
+
+
 def test_repeated_lines_are_summarised(build_app: BuildApp) -> None:
     """librdkafka's refused connections while a broker is down: 3 lines of a kind a minute,
     then one line that says how many more there were."""

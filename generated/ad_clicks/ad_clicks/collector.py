@@ -240,8 +240,10 @@ class RecordCollector:
     def send_changelog(
         self, topic: str, partition: int, key: bytes, value: bytes | None, timestamp: int
     ) -> None:
-        # Positional, as in the topology: keyword arguments cost ~250 ns a call.
-        self.producer.produce(topic, value, key, partition, None, self.on_delivery, timestamp)
+        # By position, as in the topology (keyword arguments cost ~250 ns a call). The
+        # callback goes in the first of the two callback slots: confluent-kafka reads the
+        # second (on_delivery) only when the first is missing, and None is not missing.
+        self.producer.produce(topic, value, key, partition, self.on_delivery, None, timestamp)
 
 
 def _client_error(exc: SystemError) -> KafkaException:
