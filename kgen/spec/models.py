@@ -553,8 +553,9 @@ class StoreConfig(Model):
     # rocksdb: on disk under --state-dir, restored from the changelog tail only;
     # memory: restored from the whole changelog on every assignment.
     type: StoreType = "rocksdb"
-    # Keys kept decoded in memory; updates to a key between commits reach the changelog and
-    # downstream once (0: every update is forwarded at once).
+    # Keys kept decoded in memory by each instance, the store's open partitions sharing them;
+    # updates to a key between commits reach the changelog and downstream once (0: every
+    # update is forwarded at once).
     cache_max_entries: int = Field(default=10_000, ge=0)
     # A processor's store (a `process` step's `stores`): its keys' and values' formats. The
     # stores of tables and aggregations take theirs from the topology.

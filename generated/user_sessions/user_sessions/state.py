@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from heapq import heapify, heappop, heappush
+from itertools import islice
 from typing import Any
 
 from . import APP_ID
@@ -111,7 +112,9 @@ class Store:
         self.backend = backend
         self.emit = emit
         self.send = send
-        self.max_dirty = spec.cache_max_entries
+        # This partition's share of the store's cache_max_entries (Stores divides it among the
+        # store's open partitions): updated keys held before a flush, entries kept past a commit.
+        self.max_dirty = self.max_cached = spec.cache_max_entries
         self._serialize = SERIALIZERS[spec.value_format]
         self._deserialize = DESERIALIZERS[spec.value_format]
         # Known entries of keys: committed ones read from the backend, and uncommitted ones.
@@ -188,8 +191,11 @@ class Store:
                 )
             self.backend.write(changes, offset)
             self.uncommitted = {}
-        if len(self.cache) > self.spec.cache_max_entries:
-            self.cache = {}
+        excess = len(self.cache) - self.max_cached
+        if excess > 0:
+            # Everything here is committed now; the entries read first go first.
+            for key in list(islice(self.cache, excess)):
+                del self.cache[key]
 
     def abort(self) -> None:
         """The transaction aborted: forget what it wrote."""
@@ -626,6 +632,7 @@ class Stores:
             self.by_name[spec.name][p] = Store(
                 spec, p, backends[spec.name, p], self._emit(spec.name), self.send
             )
+        self._share()
         # A window store with emit = "final" updates its buffer, which emits what closed.
         for spec, p in opening:
             if spec.window is not None and spec.window.final_store is not None:
@@ -649,6 +656,16 @@ class Stores:
                     if store is not None:
                         store.abort()
                         store.backend.close()
+            self._share()
+
+    def _share(self) -> None:
+        """A store's cache_max_entries bounds its cache in this instance, all its open
+        partitions together, as Kafka Streams' record cache is per instance: each open
+        partition gets an equal share, so the cache's memory does not grow with partitions."""
+        for parts in self.by_name.values():
+            for store in parts.values():
+                limit = store.spec.cache_max_entries
+                store.max_dirty = store.max_cached = limit and max(1, limit // len(parts))
 
     def close_all(self) -> None:
         with self.lock:
