@@ -112,9 +112,9 @@ class Runner(Recovery, Rebalancing):
             # Fetch memory that does not grow with partitions. librdkafka keeps a whole fetch
             # response while any of its records is queued, and by default a response holds up
             # to 1 MiB of every partition (50 MiB in all) and it queues 100,000 records (each
-            # with a few hundred bytes of its own) or 64 MiB ahead: a count
-            # app fetching 2 x 24 partitions peaked at 484 MiB, 153 with these. A loop that takes
-            # 1,000 records at a time stays fed.
+            # with a few hundred bytes of its own) or 64 MiB ahead: a count app fetching 2 x 24
+            # partitions peaked at 484 MiB, 153 with these. A loop that takes 1,000 records at a
+            # time stays fed.
             "fetch.max.bytes": fetch_max_bytes(settings.kafka_config),
             "queued.min.messages": 20_000,
             "queued.max.messages.kbytes": 16 << 10,
