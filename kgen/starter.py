@@ -98,7 +98,7 @@ steps = [
 # Stores are RocksDB databases under --state-dir, backed by compacted changelog topics.
 # [stores.orders-per-customer]
 # type = "rocksdb"             # or "memory" (restored from the whole changelog on start)
-# cache_max_entries = 10000    # 0: every update goes downstream at once
+# cache_max_entries = 50000    # 0: every update goes downstream at once
 
 # Tables: a topic read as a KTable (latest value per key; a null value deletes the key).
 # [[tables]]

@@ -556,7 +556,7 @@ class StoreConfig(Model):
     # Keys kept decoded in memory by each instance, the store's open partitions sharing them;
     # updates to a key between commits reach the changelog and downstream once (0: every
     # update is forwarded at once).
-    cache_max_entries: int = Field(default=10_000, ge=0)
+    cache_max_entries: int = Field(default=50_000, ge=0)
     # A processor's store (a `process` step's `stores`): its keys' and values' formats. The
     # stores of tables and aggregations take theirs from the topology.
     key: Format | None = None

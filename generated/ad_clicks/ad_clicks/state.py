@@ -63,7 +63,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "ad-clicks-impressions-join-other-join-store-changelog",
         ("clicks", "impressions"),
-        10000,
+        50000,
         join_retention=1260000,
     ),
     "impressions-join-this-join-store": StoreSpec(
@@ -74,7 +74,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "ad-clicks-impressions-join-this-join-store-changelog",
         ("clicks", "impressions"),
-        10000,
+        50000,
         join_retention=1260000,
     ),
     "impressions-join-shared-join-store": StoreSpec(
@@ -85,7 +85,7 @@ STORES: dict[str, StoreSpec] = {
         True,
         "ad-clicks-impressions-join-shared-join-store-changelog",
         ("clicks", "impressions"),
-        10000,
+        50000,
         join_value_formats=("json", "json"),
     ),
 }

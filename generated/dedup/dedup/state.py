@@ -59,7 +59,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "dedup-seen-ids-changelog",
         ("events",),
-        10000,
+        50000,
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())

@@ -56,7 +56,7 @@ STORES: dict[str, StoreSpec] = {
         True,
         "orders-with-customers-customers-changelog",
         ("orders-by-customer", "customers"),
-        10000,
+        50000,
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())

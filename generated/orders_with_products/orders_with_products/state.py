@@ -57,7 +57,7 @@ STORES: dict[str, StoreSpec] = {
         True,
         "orders-with-products-products-changelog",
         ("products", "orders-with-products-orders-fk-join-subscription-registration-topic"),
-        10000,
+        50000,
     ),
     "orders-fk-join-subscription-store": StoreSpec(
         "orders-fk-join-subscription-store",
@@ -67,7 +67,7 @@ STORES: dict[str, StoreSpec] = {
         True,
         "orders-with-products-orders-fk-join-subscription-store-changelog",
         ("products", "orders-with-products-orders-fk-join-subscription-registration-topic"),
-        10000,
+        50000,
     ),
     "orders": StoreSpec(
         "orders",
@@ -77,7 +77,7 @@ STORES: dict[str, StoreSpec] = {
         True,
         "orders-with-products-orders-changelog",
         ("order-rows", "orders-with-products-orders-fk-join-subscription-response-topic"),
-        10000,
+        50000,
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())

@@ -74,7 +74,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "pageviews-views-per-minute-changelog",
         ("pageviews-views-per-minute-repartition",),
-        10000,
+        50000,
         WindowSpec(
             "time",
             60000,
@@ -92,7 +92,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "pageviews-views-per-minute-final-changelog",
         ("pageviews-views-per-minute-repartition",),
-        10000,
+        50000,
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())

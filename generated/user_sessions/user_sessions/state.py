@@ -74,7 +74,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "user-sessions-user-sessions-changelog",
         ("clicks",),
-        10000,
+        50000,
         WindowSpec(
             "session",
             1800000,

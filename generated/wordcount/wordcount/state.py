@@ -56,7 +56,7 @@ STORES: dict[str, StoreSpec] = {
         False,
         "wordcount-word-counts-changelog",
         ("wordcount-word-counts-repartition",),
-        10000,
+        50000,
     ),
 }
 CHANGELOG_TOPICS = frozenset(s.changelog_topic for s in STORES.values())
