@@ -94,7 +94,12 @@ def descendants(pid: int) -> list[int]:
     pending = [pid]
     while pending:
         parent = pending.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+        try:
+            # A process that exits while its threads are listed: glob's scandir fails too.
+            lists = list(Path(f"/proc/{parent}/task").glob("*/children"))
+        except OSError:
+            continue
+        for children in lists:
             try:
                 pids = [int(child) for child in children.read_text().split()]
             except OSError:
