@@ -20,6 +20,7 @@ from time to time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -299,6 +300,12 @@ class Runner(Recovery, Rebalancing):
                 self.settings.group_protocol,
                 ", ".join(SOURCE_TOPICS),
             )
+            # What start-up made (modules, clients, the topology) lives as long as the process:
+            # no collection needs to look at it again. The loop allocates a few containers a
+            # record and seldom a cycle: collect the young ones every 10,000, not 700 (kgen's
+            # bench measured the transform 1.04x and the count 1.07x as fast).
+            gc.freeze()
+            gc.set_threshold(10_000, 10, 10)
             self._loop()
             if self.broken is None:
                 self._commit()
