@@ -20,6 +20,7 @@ give the restore loop's share. Outside the time, the store is checked: every key
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import importlib
 import json
 import logging
@@ -64,6 +65,11 @@ class RestoreResult:
     store_keys: int  # keys in the store afterwards
     store_mib: float  # the state dir on disk afterwards
     verified: bool
+    # This process's RSS before the assign() call, and its peak during it (VmHWM, reset just
+    # before): what the restore holds at its height (fetched records, memtables, the store's
+    # Python objects). None where /proc/self/clear_refs cannot reset the peak.
+    rss_before_mib: float | None = None
+    rss_peak_mib: float | None = None
     note: str = ""
     log: list[str] = field(default_factory=list)  # the app's restore log lines
 
@@ -174,11 +180,20 @@ class App:
         return cls(built.root / built.package, **mods)
 
 
+@dataclass
+class Restored:
+    records: int  # changelog records read
+    seconds: float
+    loop_s: float | None
+    stores: Any  # the app's open Stores
+    rss_before_mib: float
+    rss_peak_mib: float | None
+
+
 def restore_once(
     app: App, state_dir: Path, restore_config: dict[str, Any], lines: _Lines
-) -> tuple[int, float, float | None, Any]:
-    """One `Stores.assign` of every store partition: (records read, seconds, loop seconds,
-    the open Stores); `lines` holds the app's log lines of it."""
+) -> Restored:
+    """One `Stores.assign` of every store partition; `lines` holds the app's log lines of it."""
 
     def send(*_args: Any) -> None:
         raise AssertionError("a restore writes nothing to the changelog")
@@ -192,12 +207,16 @@ def restore_once(
     # As the run loop does: the partitions of the store's sub-topology's source topic.
     source = app.spec.source_topics[0]
     del lines.lines[:]
+    gc.collect()
+    before = _status_mib("VmRSS")
+    peak_known = _reset_peak()
     start = time.perf_counter()
     stores.assign([(source, p) for p in range(INPUT_PARTITIONS)])
     seconds = time.perf_counter() - start
+    peak = _status_mib("VmHWM") if peak_known else None
     found = [m for m in map(RESTORED.search, lines.lines) if m is not None]
     loop_s = max((float(m["seconds"]) for m in found), default=None)
-    return int(stores.restored), seconds, loop_s, stores
+    return Restored(int(stores.restored), seconds, loop_s, stores, before, peak)
 
 
 def check_store(stores: Any, n: int) -> tuple[int, str]:
@@ -225,6 +244,24 @@ def _settled_ends(b: Broker, topic: str, records: int) -> dict[int, int]:
         if sum(ends.values()) >= records or time.monotonic() > deadline:
             return ends
         time.sleep(0.2)
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise LookupError(field)
+
+
+def _reset_peak() -> bool:
+    """Make VmHWM start again from the current RSS (Linux: 5 > /proc/PID/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def _mib(path: Path) -> float:
@@ -258,9 +295,14 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
             f"filled in {fill_s:.1f} s ({config.records / fill_s:,.0f} records/s); "
             f"end offsets {ends}"
         )
+        kafka_config = dict(item.split("=", 1) for item in config.client_config)
+        # The app's fetch bounds, as its runtime gives its restore consumer (apps generated
+        # before 2026-11-29 had none: librdkafka's defaults).
+        bounds = getattr(app.settings, "fetch_bounds", lambda _config: {})(kafka_config)
         restore_config: dict[str, Any] = {
             "bootstrap.servers": b.bootstrap,
-            **dict(item.split("=", 1) for item in config.client_config),
+            **bounds,
+            **kafka_config,
             "client.id": "bench-restore",
             # The app's restore consumer under exactly-once (its default).
             "isolation.level": "read_committed",
@@ -268,8 +310,12 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
         for round_no in range(1, config.repeat + 1):
             state_dir = workdir / f"state-{round_no}"
             for kind in ("cold", "warm"):
-                records, seconds, loop_s, stores = restore_once(
-                    app, state_dir, restore_config, lines
+                done = restore_once(app, state_dir, restore_config, lines)
+                records, seconds, loop_s, stores = (
+                    done.records,
+                    done.seconds,
+                    done.loop_s,
+                    done.stores,
                 )
                 keys, problem = check_store(stores, config.records)
                 stores.close_all()
@@ -290,13 +336,16 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
                     verified=not problem,
                     note=problem,
                     log=list(lines.lines),
+                    rss_before_mib=done.rss_before_mib,
+                    rss_peak_mib=done.rss_peak_mib,
                 )
                 results.append(result)
                 say(
                     f"  round {round_no} {kind}: read {records:,} records in {seconds:.2f} s "
                     f"({result.rate:,.0f} records/s; restore loop "
                     f"{'-' if loop_s is None else f'{loop_s:.2f} s'}), {keys:,} keys in the "
-                    f"store, {'verified' if result.verified else 'NOT VERIFIED: ' + problem}"
+                    f"store, RSS {_rss_text(result)}, "
+                    f"{'verified' if result.verified else 'NOT VERIFIED: ' + problem}"
                 )
             shutil.rmtree(state_dir, ignore_errors=True)
         logger.removeHandler(lines)
@@ -310,7 +359,7 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
             **report.machine(),
             "restore": f"{app.package_dir.name}.state.Stores.assign() of partitions 0-"
             f"{INPUT_PARTITIONS - 1} with the app's restore consumer settings "
-            "(isolation.level=read_committed)",
+            f"(isolation.level=read_committed{''.join(f', {k}={v}' for k, v in bounds.items())})",
             "client config": " ".join(config.client_config) or "librdkafka defaults",
             "kgen app (sha256 of the package files)": package_digest(app.package_dir),
             "kgen app patches": ", ".join(p.as_posix() for p in config.kgen_patches)
@@ -331,12 +380,24 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
     return results
 
 
+def _growth(r: RestoreResult) -> float | None:
+    """How far the RSS rose above where it stood before the restore, at its peak."""
+    return None if r.rss_peak_mib is None else r.rss_peak_mib - (r.rss_before_mib or 0.0)
+
+
+def _rss_text(r: RestoreResult) -> str:
+    growth = _growth(r)
+    if growth is None:
+        return f"{r.rss_before_mib or 0:.0f} MiB before (peak unknown)"
+    return f"{r.rss_before_mib or 0:.0f} -> peak {r.rss_peak_mib:.0f} MiB (+{growth:.0f})"
+
+
 def table(results: list[RestoreResult]) -> str:
     """Median and spread per kind of restore, over the verified rounds."""
     rows = [
         "| restore | records read | records/s (median) | min .. max | time s | restore loop s "
-        "| keys in store | state dir MiB | verified |",
-        "|" + " --- |" * 9,
+        "| keys in store | state dir MiB | RSS growth to the peak MiB (max) | verified |",
+        "|" + " --- |" * 10,
     ]
     for kind in ("cold", "warm"):
         tried = [r for r in results if r.kind == kind]
@@ -345,13 +406,15 @@ def table(results: list[RestoreResult]) -> str:
             continue
         rates = [r.rate for r in runs]
         loops = [r.loop_s for r in runs if r.loop_s is not None]
+        growths = [g for g in map(_growth, runs) if g is not None]
         rows.append(
             f"| {kind} | {statistics.median(r.records for r in runs):,.0f} | "
             f"{statistics.median(rates):,.0f} | {min(rates):,.0f} .. {max(rates):,.0f} | "
             f"{statistics.median(r.seconds for r in runs):.2f} | "
             f"{f'{statistics.median(loops):.2f}' if loops else '-'} | "
             f"{statistics.median(r.store_keys for r in runs):,.0f} | "
-            f"{statistics.median(r.store_mib for r in runs):.0f} | {len(runs)}/{len(tried)} |"
+            f"{statistics.median(r.store_mib for r in runs):.0f} | "
+            f"{f'{max(growths):.0f}' if growths else '-'} | {len(runs)}/{len(tried)} |"
         )
     return "\n".join(rows)
 
@@ -361,14 +424,14 @@ def markdown(
 ) -> str:
     runs = [
         "| round | restore | records read | time s | records/s | restore loop s | keys in store "
-        "| verified |",
-        "|" + " --- |" * 8,
+        "| RSS before -> peak MiB | verified |",
+        "|" + " --- |" * 9,
     ]
     for r in results:
         runs.append(
             f"| {r.round} | {r.kind} | {r.records:,} | {r.seconds:.2f} | {r.rate:,.0f} | "
             f"{'-' if r.loop_s is None else f'{r.loop_s:.2f}'} | {r.store_keys:,} | "
-            f"{'yes' if r.verified else 'NO: ' + r.note} |"
+            f"{_rss_text(r)} | {'yes' if r.verified else 'NO: ' + r.note} |"
         )
     logs: list[str] = []
     for r in results[:2]:
