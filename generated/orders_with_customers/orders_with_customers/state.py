@@ -84,7 +84,7 @@ class Store:
         self.send = send
         # This partition's share of the store's cache_max_entries (Stores divides it among the
         # store's open partitions): updated keys held before a flush, entries kept past a commit.
-        self.max_dirty = self.max_cached = spec.cache_max_entries
+        self.cache_share = spec.cache_max_entries
         self._serialize = SERIALIZERS[spec.value_format]
         self._deserialize = DESERIALIZERS[spec.value_format]
         # Known entries of keys: committed ones read from the backend, and uncommitted ones.
@@ -119,7 +119,7 @@ class Store:
         else:
             self.cache[key] = (value, timestamp)
         self.uncommitted[key] = None
-        if len(self.dirty) > self.max_dirty:
+        if len(self.dirty) > self.cache_share:
             self.flush()
 
     def _bytes(self, value: Any) -> bytes:
@@ -161,7 +161,7 @@ class Store:
                 )
             self.backend.write(changes, offset)
             self.uncommitted = {}
-        excess = len(self.cache) - self.max_cached
+        excess = len(self.cache) - self.cache_share
         if excess > 0:
             # Everything here is committed now; the entries read first go first.
             for key in list(islice(self.cache, excess)):
@@ -321,7 +321,7 @@ class Stores:
         for parts in self.by_name.values():
             for store in parts.values():
                 limit = store.spec.cache_max_entries
-                store.max_dirty = store.max_cached = limit and max(1, limit // len(parts))
+                store.cache_share = limit and max(1, limit // len(parts))
 
     def close_all(self) -> None:
         with self.lock:

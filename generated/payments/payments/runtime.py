@@ -39,7 +39,7 @@ from .recovery import (
     check_connection,
 )
 from .server import HttpServer, health_routes
-from .settings import SOURCE_TOPICS, Settings
+from .settings import SOURCE_TOPICS, Settings, fetch_bounds
 from .topics import Topics, TopicsError
 from .watchdog import EXIT_STUCK, Watchdog
 
@@ -50,7 +50,6 @@ log = logging.getLogger(APP_ID)
 
 TIMEOUT_S = 30.0
 REPORT_EVERY_S = 10.0
-FETCH_MAX_BYTES = 4 << 20
 __all__ = [
     "EXIT_FAILED",
     "EXIT_FATAL",
@@ -60,13 +59,6 @@ __all__ = [
     "Runner",
     "main",
 ]
-
-
-def fetch_max_bytes(kafka_config: dict[str, str]) -> int:
-    """FETCH_MAX_BYTES, or more when -X raises message.max.bytes (librdkafka refuses a consumer
-    whose fetch.max.bytes is below it); -X fetch.max.bytes itself overrides both."""
-    raised = kafka_config.get("message.max.bytes", "")
-    return max(FETCH_MAX_BYTES, int(raised)) if raised.isdigit() else FETCH_MAX_BYTES
 
 
 class Runner(Recovery, Rebalancing):
@@ -96,15 +88,7 @@ class Runner(Recovery, Rebalancing):
             # librdkafka's default (1000 ms) stops fetching for a second whenever its local
             # queue is full; this loop drains the queue much faster than that.
             "fetch.queue.backoff.ms": 10,
-            # Fetch memory that does not grow with partitions. librdkafka keeps a whole fetch
-            # response while any of its records is queued, and by default a response holds up
-            # to 1 MiB of every partition (50 MiB in all) and it queues 100,000 records (each
-            # with a few hundred bytes of its own) or 64 MiB ahead: a count app fetching 2 x 24
-            # partitions peaked at 484 MiB, 153 with these. A loop that takes 1,000 records at a
-            # time stays fed.
-            "fetch.max.bytes": fetch_max_bytes(settings.kafka_config),
-            "queued.min.messages": 20_000,
-            "queued.max.messages.kbytes": 16 << 10,
+            **fetch_bounds(settings.kafka_config),
             # How fast a dead instance's partitions move (see rebalance.membership).
             **membership(settings),
             **settings.kafka_config,
