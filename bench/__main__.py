@@ -109,6 +109,12 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (%(default)s)")
     r.add_argument("--timeout", type=float, help="seconds per run (default: scaled with N)")
+    r.add_argument(
+        "--pin",
+        action="store_true",
+        help="the broker (started here) and the harness on the first CPU, each system under "
+        "test on the others: a per-core comparison",
+    )
 
     s = sub.add_parser(
         "restore",
@@ -213,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_s=args.timeout,
         command=shlex.join(shown),
         commit_intervals=commit_intervals,
+        pin=args.pin,
     )
     try:
         results = run(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from bench import report
 from bench.broker import Broker
 from bench.data import SEED, Digest, Expected, Output, records
-from bench.measure import RunResult, run_once
+from bench.measure import Pinning, RunFailed, RunResult, affinity, run_once
 from bench.systems import Kgen, System, make_systems
 from bench.workloads import INPUT_PARTITIONS, INPUT_TOPIC, WORKLOADS, TableInput, Workload
 from kgen import topics
@@ -44,6 +45,8 @@ class Config:
     # One variant per entry: None runs every system with its own default commit interval, N
     # runs every system with a commit every N ms.
     commit_intervals: tuple[int | None, ...] = (None,)
+    # The broker (started here) and the harness on one CPU, each system on the others.
+    pin: bool = False
 
 
 def say(text: str) -> None:
@@ -60,7 +63,17 @@ def run(config: Config) -> list[RunResult]:
     )
     skipped = _skipped(systems, workloads)
     results: list[RunResult] = []
-    with tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp, Broker(config.bootstrap) as b:
+    pinning = None
+    if config.pin:
+        if config.bootstrap is not None:
+            raise RunFailed("--pin needs the harness's own broker (no --bootstrap-servers)")
+        pinning = Pinning.split(os.sched_getaffinity(0))
+    # The broker's JVM, started below, and every client of the harness inherit this.
+    with (
+        affinity(None if pinning is None else pinning.broker),
+        tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp,
+        Broker(config.bootstrap) as b,
+    ):
         workdir = Path(tmp)
         say(f"broker {b.bootstrap}; work dir {workdir}")
         b.warm_up()
@@ -84,6 +97,7 @@ def run(config: Config) -> list[RunResult]:
                     label=label,
                     workdir=workdir,
                     results=results,
+                    cpus=None if pinning is None else pinning.system,
                 )
         info = {
             "records": f"{config.records:,} (seed {config.seed})",
@@ -114,6 +128,9 @@ def run(config: Config) -> list[RunResult]:
             "versions of the other systems": _versions(systems),
             "rounds": f"{config.warmup} warm-up (not counted), {config.repeat} measured; "
             "the systems alternate within a round in the order given",
+            "pinned": "no (every process may run on every CPU)"
+            if pinning is None
+            else pinning.describe(),
         }
         for w in workloads:
             for t in w.tables:
@@ -155,6 +172,7 @@ def _rounds(
     label: str,
     workdir: Path,
     results: list[RunResult],
+    cpus: frozenset[int] | None = None,
 ) -> None:
     """Every round of one workload under one commit interval."""
     partitions = list(range(INPUT_PARTITIONS))
@@ -175,6 +193,7 @@ def _rounds(
                 round_no=round_no,
                 log=log,
                 timeout_s=timeout,
+                cpus=cpus,
             )
             result.commit_interval = label
             results.append(result)

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,48 @@ class _Progress:
         return records / (self.elapsed - self.warm_at), self.cpu_s - self.warm_cpu_s, records
 
 
+@dataclass(frozen=True)
+class Pinning:
+    """`--pin`: the broker, the harness and its clients on `broker` CPUs, each system under
+    test on `system` CPUs, so that they do not take each other's cores."""
+
+    broker: frozenset[int]
+    system: frozenset[int]
+
+    @classmethod
+    def split(cls, cpus: set[int]) -> Pinning:
+        """The first CPU this process may use for the broker, the others for the system."""
+        if len(cpus) < 2:
+            raise RunFailed(f"--pin needs two CPUs at least; this process may use {sorted(cpus)}")
+        first = min(cpus)
+        return cls(frozenset({first}), frozenset(cpus - {first}))
+
+    def describe(self) -> str:
+        return (
+            f"broker, harness and its clients on CPU {_cpu_list(self.broker)}; "
+            f"each system under test on CPU {_cpu_list(self.system)} (taskset-style affinity)"
+        )
+
+
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+@contextmanager
+def affinity(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Processes started inside run on `cpus`, with every thread they make: a child inherits
+    the affinity of the thread that forks it (this one), not the whole process's."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run_once(
     broker: Broker,
     system: System,
@@ -166,8 +210,10 @@ def run_once(
     round_no: int,
     log: Path,
     timeout_s: float,
+    cpus: frozenset[int] | None = None,
 ) -> RunResult:
-    """Measure one cold run of `system` on `workload`; the input topic holds `total` records."""
+    """Measure one cold run of `system` on `workload`; the input topic holds `total` records.
+    `cpus`: the CPUs the system runs on (None: any)."""
     group, output = system.group(workload), system.output_topic(workload)
     # Cold: an empty output topic, no committed offsets, no internal topics, no local state.
     broker.reset({output: len(partitions)}, [group], delete=system.internal_topics(workload))
@@ -179,9 +225,10 @@ def run_once(
         broker_cpu0 = process_cpu_s(broker.pid)
         busy0, total0 = machine_ticks()
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            launch.argv, cwd=launch.cwd, env=child_env(launch), stdout=out, stderr=out
-        )
+        with affinity(cpus):
+            proc = subprocess.Popen(
+                launch.argv, cwd=launch.cwd, env=child_env(launch), stdout=out, stderr=out
+            )
         try:
             progress = _wait_done(
                 broker,

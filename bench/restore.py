@@ -298,7 +298,7 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
         kafka_config = dict(item.split("=", 1) for item in config.client_config)
         # The app's fetch bounds, as its runtime gives its restore consumer (apps generated
         # before 2026-11-29 had none: librdkafka's defaults).
-        bounds = getattr(app.settings, "fetch_bounds", lambda _config: {})(kafka_config)
+        bounds: dict[str, Any] = getattr(app.settings, "fetch_bounds", lambda _c: {})(kafka_config)
         restore_config: dict[str, Any] = {
             "bootstrap.servers": b.bootstrap,
             **bounds,

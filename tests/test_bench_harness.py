@@ -1,9 +1,11 @@
 """The bench harness's fair-comparison parts without a broker: the warm window (from the third
 of the input on) and CPU per million records, the tuned Kafka Streams system, Quix at kgen's
-commit interval, and the copy baseline without librdkafka's 1 s fetch back-off."""
+commit interval, the copy baseline without librdkafka's 1 s fetch back-off, and `--pin`'s CPU
+affinity."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench.measure import RunResult, _Progress, descendants, peak_rss_kib, process_cpu_s
+from bench.measure import (
+    Pinning,
+    RunFailed,
+    RunResult,
+    _Progress,
+    affinity,
+    descendants,
+    peak_rss_kib,
+    process_cpu_s,
+)
 from bench.systems import Copy, KafkaStreamsTuned, Quix100, make_systems
 from bench.workloads import WORKLOADS
 
@@ -144,3 +155,24 @@ def test_kgen_patched_runs_the_patch_beside_an_unpatched_kgen(tmp_path: Path) ->
     assert [getattr(s, "patches", None) for s in alone] == [(diff,), (diff,)]
     with pytest.raises(ValueError, match="kgen-patched needs --kgen-patch"):
         make_systems(["kgen", "kgen-patched"])
+
+
+def test_pinning_gives_the_broker_the_first_cpu_and_the_system_the_rest() -> None:
+    pinning = Pinning.split({3, 0, 1, 2})
+    assert (pinning.broker, pinning.system) == (frozenset({0}), frozenset({1, 2, 3}))
+    assert "CPU 0" in pinning.describe() and "CPU 1,2,3" in pinning.describe()
+    with pytest.raises(RunFailed, match="two CPUs"):
+        Pinning.split({5})
+
+
+def test_a_process_started_inside_affinity_runs_on_those_cpus_only() -> None:
+    mine = os.sched_getaffinity(0)
+    one = frozenset({max(mine)})
+    show = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+    with affinity(one):
+        inside = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+    after = subprocess.run(show, capture_output=True, text=True, check=True).stdout
+    assert inside.strip() == str(sorted(one))
+    # The harness itself goes back to where it was.
+    assert os.sched_getaffinity(0) == mine
+    assert after.strip() == str(sorted(mine))
