@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -80,10 +80,13 @@ def kill_at_thresholds(
     progress: tuple[str, str, int],
     thresholds: tuple[int, ...],
     *args: str,
+    before_run: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Start the app and SIGKILL it once the group has committed `threshold` records of a topic
     (`progress`: group, topic, partitions), once per threshold, each run on from the last;
-    returns the counts seen at the kills. Bounded: 180 s a run."""
+    returns the counts seen at the kills. `before_run(i)` runs before the i-th start (e.g. to
+    write the input that run is to find: a kill then falls before the rest of the input
+    exists, however fast the app). Bounded: 180 s a run."""
     group, topic, partitions = progress
     kills = []
     watcher = Consumer(
@@ -91,7 +94,9 @@ def kill_at_thresholds(
     )
     try:
         committed_offsets(bootstrap, group, topic, partitions, watcher)  # connected before
-        for threshold in thresholds:
+        for i, threshold in enumerate(thresholds):
+            if before_run is not None:
+                before_run(i)
             app = start_app(app_dir, bootstrap, log, *args)
             deadline = time.monotonic() + 180
             while True:

@@ -78,7 +78,9 @@ def test_stateless_app_rides_out_a_30_s_broker_outage(
     keeps running, logs a few lines (not dozens a second), and the output is exact."""
     bootstrap, group = restartable_kafka.bootstrap_servers, "fault-pay"
     topics.create_topics(bootstrap, {"payment": PARTITIONS, "unknown-payment": PARTITIONS})
-    first, total = 150_000, 200_000
+    # Enough for the app to be at work while the broker stops (a fast app once finished 150,000
+    # first); the rest comes after the outage, so there is always new work to commit.
+    first, total = 400_000, 450_000
     topics.produce_all(bootstrap, "payment", _payments(first))
     app_dir = build_example("payments", group, tmp_path)
     log = tmp_path / "app.log"
@@ -98,8 +100,10 @@ def test_stateless_app_rides_out_a_30_s_broker_outage(
         except KafkaException as exc:  # CI saw this once: say what the app was doing
             raise AssertionError(f"{exc}: the app's log:\n{log.read_text()[-6000:]}") from exc
         committed_before = sum(max(o, 0) for o in offsets)
-        recovery = _first_commit_after(bootstrap, group, "payment", committed_before)
+        # Before the wait: an app that finished the first part before the outage has nothing
+        # else to commit.
         topics.produce_all(bootstrap, "payment", _payments(total, first))
+        recovery = _first_commit_after(bootstrap, group, "payment", committed_before)
         _wait_committed(bootstrap, group, "payment", total, apps=[app], log=log)
     finally:
         if app.poll() is None:
@@ -108,7 +112,8 @@ def test_stateless_app_rides_out_a_30_s_broker_outage(
     rate = outage_lines / (back - down)
     recoveries = text.count("recovered from")
     print(
-        f"outage {back - down:.0f} s: {outage_lines} log lines ({rate:.2f}/s); first new commit "
+        f"outage {back - down:.0f} s, {committed_before} of {first} records committed before it "
+        f"ended: {outage_lines} log lines ({rate:.2f}/s); first new commit "
         f"{recovery:.1f} s after the broker was back; {recoveries} recoveries; {total} records in"
     )
     print("\n".join(line for line in text.splitlines() if "WARNING" in line or "recovered" in line))

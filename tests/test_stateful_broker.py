@@ -220,7 +220,13 @@ def test_three_instances_one_killed_mid_stream(kafka_bootstrap: str, tmp_path: P
         topics.produce_all(bootstrap, "lines", ((f"l{i}".encode(), ln.encode()) for i, ln in rest))
 
         survivors = apps[1:]
-        wait_for_word_counts(bootstrap, expected, survivors, logs[1])
+        try:
+            wait_for_word_counts(bootstrap, expected, survivors, logs[1])
+        except AssertionError as exc:
+            # Either survivor may be the one that fell behind: say what the other did too.
+            raise AssertionError(
+                f"{exc}\nthe other survivor's log:\n{logs[2].read_text()[-6000:]}"
+            ) from None
         _stop(survivors, logs[1])
         assert word_counts(bootstrap) == expected
         assert _committed_lines(bootstrap, app_id) == len(lines)
