@@ -311,14 +311,9 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
             state_dir = workdir / f"state-{round_no}"
             for kind in ("cold", "warm"):
                 done = restore_once(app, state_dir, restore_config, lines)
-                records, seconds, loop_s, stores = (
-                    done.records,
-                    done.seconds,
-                    done.loop_s,
-                    done.stores,
-                )
-                keys, problem = check_store(stores, config.records)
-                stores.close_all()
+                records, seconds = done.records, done.seconds
+                keys, problem = check_store(done.stores, config.records)
+                done.stores.close_all()
                 want = config.records if kind == "cold" else 0
                 if records != want:
                     problem = "; ".join(
@@ -329,7 +324,7 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
                     kind=kind,
                     records=records,
                     seconds=seconds,
-                    loop_s=loop_s,
+                    loop_s=done.loop_s,
                     rate=records / seconds,
                     store_keys=keys,
                     store_mib=_mib(state_dir),
@@ -343,8 +338,8 @@ def run(config: RestoreConfig) -> list[RestoreResult]:
                 say(
                     f"  round {round_no} {kind}: read {records:,} records in {seconds:.2f} s "
                     f"({result.rate:,.0f} records/s; restore loop "
-                    f"{'-' if loop_s is None else f'{loop_s:.2f} s'}), {keys:,} keys in the "
-                    f"store, RSS {_rss_text(result)}, "
+                    f"{'-' if done.loop_s is None else f'{done.loop_s:.2f} s'}), {keys:,} keys "
+                    f"in the store, RSS {_rss_text(result)}, "
                     f"{'verified' if result.verified else 'NOT VERIFIED: ' + problem}"
                 )
             shutil.rmtree(state_dir, ignore_errors=True)
